@@ -44,6 +44,7 @@ class Param:
     high: float | None = None
     choices: tuple | None = None
     doc: str = ""
+    flag_value: Any = None  # what a bare `name` argument sets a non-bool parameter to
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -58,13 +59,17 @@ class Param:
     def signature(self) -> str:
         text = f"{self.name}: {self.type}"
         if self.type == "choice":
-            text = f"{self.name}: {'|'.join(map(str, self.choices))}"
+            shown = "|".join(map(str, self.choices)) if len(self.choices) <= 10 else \
+                "|".join(map(str, self.choices[:3])) + f"|... ({len(self.choices)} names)"
+            text = f"{self.name}: {shown}"
         if self.low is not None or self.high is not None:
             lo = "" if self.low is None else f"{self.low:g}"
             hi = "" if self.high is None else f"{self.high:g}"
             text += f" in [{lo}, {hi}]"
         if not self.required:
             text += f" = {_show(self.default)}"
+        if self.flag_value is not None:
+            text += f" (bare `{self.name}` = {_show(self.flag_value)})"
         return text
 
 
@@ -73,7 +78,9 @@ def _show(v):
         return "none"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return repr(v) if isinstance(v, str) else str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v if isinstance(v, str) else str(v)
 
 
 Flag = bool | Callable[[dict], bool]
@@ -166,11 +173,25 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
                   differentiable=differentiable, random=random, surrogate=surrogate,
                   branches=branches, family=family)
     _REGISTRY[name] = spec
+    _bump()
     return spec
 
 
 def unregister_op(name: str) -> None:
-    _REGISTRY.pop(name, None)
+    if _REGISTRY.pop(name, None) is not None:
+        _bump()
+
+
+_VERSION = [0]
+
+
+def _bump():
+    _VERSION[0] += 1
+
+
+def registry_version() -> int:
+    """Changes whenever an op is added or removed, so cached plans are not reused across it."""
+    return _VERSION[0]
 
 
 def get_op(name: str) -> OpSpec | None:

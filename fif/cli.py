@@ -1,0 +1,215 @@
+"""The `fif` command line: compile, fmt, ops, train, eval.
+
+    fif compile -e 'dwt -> <HH,HL,LH: chancompress(1/6, noise), LL: downup> -> idwt' --input-shape 1,28,28
+
+Exit codes: 0 success, 1 a fif or recipe error (diagnostics on stderr, no traceback unless
+--debug), 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import FifError, diagnostic
+
+# Wide tables when piped (rich would assume 80 columns); the terminal's width otherwise.
+out = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _fail_cleanly(fn):
+    """Render FifError (and anything unexpected) without a traceback, unless --debug."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        debug = ctx.find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except FifError as e:
+            if debug:
+                raise
+            click.echo(e.render(), err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, SystemExit):
+            raise
+        except Exception as e:  # an internal error: say so plainly, keep the details for --debug
+            if debug:
+                raise
+            click.echo(f"error[E599]: internal error: {type(e).__name__}: {e}\n"
+                       " = hint: rerun with `fif --debug ...` for the traceback, and report it", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(package_name="fif", prog_name="fif")
+def main(debug):
+    """fif: write, train and honestly evaluate input-transformation defenses."""
+
+
+def _shape(text: str):
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(","))
+        if len(shape) == 3 and min(shape) > 0:
+            return shape
+    except ValueError:
+        pass
+    raise click.BadParameter(f"expected C,H,W such as 1,28,28, got {text!r}")
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise FifError(diagnostic("E401", f"no such file: {path}", file=path,
+                                  hint="check the path" + (f"; did you mean {p.with_suffix('.fif')}?"
+                                                           if p.with_suffix(".fif").is_file() else "")))
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FifError(diagnostic("E401", "the file is not UTF-8 text", file=path)) from None
+
+
+@main.command("compile")
+@click.argument("file", required=False)
+@click.option("-e", "--expr", "expr", help="Compile this text instead of a file.")
+@click.option("--input-shape", default=None, help="C,H,W of one input (default 1,28,28, or the recipe's data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the stage table as JSON.")
+@_fail_cleanly
+def compile_cmd(file, expr, input_shape, as_json):
+    """Parse, check and build FILE (or -e EXPR); print one row per stage."""
+    from .api import compile as fif_compile
+    if (file is None) == (expr is None):
+        raise click.UsageError("give a FILE or -e EXPR (one of them)")
+    text, name = (expr, "<expr>") if expr is not None else (_read(file), file)
+    shape = _shape(input_shape) if input_shape else _default_shape(text, name)
+    pipeline = fif_compile(text, input_shape=shape, name=name)
+    rows = pipeline.stages()
+    summary = {
+        "source": pipeline.source.rstrip("\n"), "input": str(pipeline.plan.input_kind),
+        "output": str(pipeline.output_kind),
+        "weights": sum(p.numel() for p in pipeline.parameters()), **pipeline.plan.flags(),
+    }
+    if as_json:
+        click.echo(json.dumps({"pipeline": summary, "stages": rows}, indent=2, default=_jsonable))
+        return
+    table = Table(title=f"{name}: {summary['input']} -> {summary['output']}", title_justify="left")
+    for col in ("stage", "op", "kind", "output shape", "parameters", "weights", "learnable", "differentiable", "random"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["stage"], r["op"], r["kind"], _show_shape(r["shape"]), _show_params(r["params"]),
+                      str(r["weights"]), _yes(r["learnable"]), _yes(r["differentiable"]), _yes(r["random"]))
+    out.print(table)
+    out.print(f"{summary['weights']} weights; learnable: {_yes(summary['learnable'])}; "
+              f"differentiable: {_yes(summary['differentiable'])}; random: {_yes(summary['random'])}")
+    if not summary["differentiable"]:
+        out.print("non-differentiable stages pass their surrogate gradient in the attack view (BPDA)")
+
+
+def _default_shape(text, name):
+    """A recipe's data decides the shape; a bare pipeline defaults to the shipped digits (1,28,28)."""
+    from .syntax import parse
+    program = parse(text, name)
+    if program.recipes and not program.statements:
+        from .recipe import recipe_from_program
+        return recipe_from_program(program).input_shape()
+    return (1, 28, 28)
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return list(v)
+    return str(v)
+
+
+def _show_shape(shape) -> str:
+    if isinstance(shape, dict):
+        sizes = {tuple(s) for s in shape.values()}
+        if len(sizes) == 1:
+            return f"{len(shape)} parts x {'x'.join(map(str, sizes.pop()))}"
+        return ", ".join(f"{k}:{'x'.join(map(str, s))}" for k, s in shape.items())
+    return "x".join(map(str, shape))
+
+
+def _show_params(params: dict) -> str:
+    from .syntax.printer import format_number
+    def show(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (int,)):
+            return format_number(v)
+        if isinstance(v, tuple):
+            return "[" + ", ".join(show(x) for x in v) + "]"
+        return "none" if v is None else str(v)
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--check", is_flag=True, help="Only report files that are not canonical (exit 1 if any).")
+@_fail_cleanly
+def fmt_cmd(files, check):
+    """Rewrite FILES in canonical form (comments are kept)."""
+    from .api import format as fif_format
+    unformatted = []
+    for f in files:
+        text = _read(f)
+        canonical = fif_format(text, name=f)
+        if canonical != text:
+            unformatted.append(f)
+            if not check:
+                Path(f).write_text(canonical, encoding="utf-8")
+                click.echo(f"formatted {f}")
+    if check:
+        for f in unformatted:
+            click.echo(f"would reformat {f}")
+        if unformatted:
+            sys.exit(1)
+        click.echo(f"{len(files)} file(s) already canonical")
+
+
+@main.command("ops")
+@click.argument("pattern", required=False)
+@_fail_cleanly
+def ops_cmd(pattern):
+    """List the op catalog (optionally the ops whose name matches PATTERN, e.g. 'dwt' or 'down*')."""
+    import fnmatch
+    from .registry import all_ops
+    ops = all_ops()
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        ops = {k: v for k, v in ops.items() if fnmatch.fnmatch(k, glob)}
+        if not ops:
+            from .errors import did_you_mean
+            raise FifError(diagnostic("E201", f"no op matches '{pattern}'",
+                                      hint=did_you_mean(pattern, all_ops()) or "run `fif ops` for the list"))
+    table = Table(show_lines=False)
+    for col in ("op", "signature", "family", "learnable", "differentiable", "random", "what it does"):
+        table.add_column(col, overflow="fold")
+    for name, spec in ops.items():
+        flags = [_flag(getattr(spec, f)) for f in ("learnable", "differentiable", "random")]
+        table.add_row(name, spec.signature(), spec.family, *flags, spec.summary().split(": ", 1)[-1])
+    out.print(table)
+
+
+def _flag(v) -> str:
+    return "depends" if callable(v) else _yes(bool(v))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

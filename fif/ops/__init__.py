@@ -1,0 +1,6 @@
+"""The built-in op catalog, one module per family. Importing this package registers them all.
+
+    fif ops            # lists them with signatures and flags
+"""
+
+from . import basic, blocks, conv, wavelet  # noqa: F401

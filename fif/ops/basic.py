@@ -1,0 +1,127 @@
+"""Simple ops: identity, drop, clamp, bit-depth reduction, Gaussian noise.
+
+    dwt -> <HH: zero> -> idwt -> bitdepth(4) -> noise(0.05) -> clamp
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..kinds import TensorKind
+from ..registry import KindError, Param, register_op
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class Zero(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+class Clamp(nn.Module):
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        return x.clamp(self.lo, self.hi)
+
+    def extra_repr(self):
+        return f"lo={self.lo}, hi={self.hi}"
+
+
+class BitDepth(nn.Module):
+    """Rounds to `levels` evenly spaced values in [0, 1]. Its true gradient is zero."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x):
+        scale = self.levels - 1
+        return torch.round(x.clamp(0, 1) * scale) / scale
+
+    def extra_repr(self):
+        return f"levels={self.levels}"
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, sigma^2) noise, a fresh draw per sample and per call."""
+
+    def __init__(self, sigma: float, clip: bool):
+        super().__init__()
+        self.sigma, self.clip = sigma, clip
+
+    def forward(self, x):
+        y = x + self.sigma * torch.randn_like(x)
+        return y.clamp(0, 1) if self.clip else y
+
+    def extra_repr(self):
+        return f"sigma={self.sigma}, clip={self.clip}"
+
+
+def _any_tensor(inp, args, ctx):
+    return inp
+
+
+register_op("id", lambda args, inp, out: Identity(), accepts=("image", "features", "parts", "logits"),
+            family="basic", doc="""id: pass the value through unchanged.
+
+    dwt -> <HH, HL, LH: id, LL: downup> -> idwt""")
+
+register_op("zero", lambda args, inp, out: Zero(), family="basic", doc="""zero: replace the value by zeros (drop a part).
+
+    dwt -> <LL, LH, HL: zero> -> idwt      # keep only the diagonal band""")
+
+
+def _clamp_infer(inp, args, ctx):
+    if args["lo"] >= args["hi"]:
+        raise KindError("E224", f"clamp needs lo < hi, got lo={args['lo']:g}, hi={args['hi']:g}", param="hi")
+    if args["lo"] >= 0 and args["hi"] <= 1:
+        return inp.with_shape(kind="image")
+    return inp.with_shape(kind="features")
+
+
+register_op("clamp", lambda args, inp, out: Clamp(args["lo"], args["hi"]),
+            params=[Param("lo", "float", 0.0, doc="lower bound"), Param("hi", "float", 1.0, doc="upper bound")],
+            infer=_clamp_infer, family="basic", doc="""clamp(lo=0, hi=1): clip values; clipping to [0, 1] makes an image.
+
+    conv(out=input) -> clamp""")
+
+
+def _image_only(name):
+    def infer(inp, args, ctx):
+        if not isinstance(inp, TensorKind) or inp.kind != "image":
+            raise KindError("E302", f"'{name}' needs an image with values in [0, 1], got {inp}",
+                            hint="add `-> clamp` before it")
+        return inp
+    return infer
+
+
+register_op("bitdepth", lambda args, inp, out: BitDepth(args["levels"]),
+            params=[Param("levels", "int", low=2, high=256, doc="number of grey levels kept (2 = binarize)")],
+            accepts=("image",), infer=_image_only("bitdepth"), differentiable=False, family="lossy",
+            doc="""bitdepth(levels): reduce each pixel to `levels` evenly spaced values (feature squeezing).
+
+    Xu et al., Feature Squeezing, NDSS 2018. Rounding has zero gradient; the attack view passes
+    the identity gradient backward (BPDA).
+    bitdepth(2) -> smallcnn""")
+
+
+def _noise_infer(inp, args, ctx):
+    if inp.kind == "image" and not args["clip"]:
+        return inp.with_shape(kind="features")
+    return inp
+
+
+register_op("noise", lambda args, inp, out: GaussianNoise(args["sigma"], args["clip"] and inp.kind == "image"),
+            params=[Param("sigma", "float", low=0.0, doc="standard deviation"),
+                    Param("clip", "bool", True, doc="clip images back to [0, 1]")],
+            infer=_noise_infer, random=True, family="random",
+            doc="""noise(sigma, clip=true): add Gaussian noise, a fresh draw per sample and per call.
+
+    noise(0.1) -> smallcnn""")

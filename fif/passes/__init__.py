@@ -1,0 +1,51 @@
+"""Passes from syntax tree to plan, each a small pure function over the tree:
+
+resolve (names) -> bind (arguments) and infer (kinds, parts, shapes) -> check (whole pipeline).
+Every pass collects its diagnostics; they are reported together, sorted by position.
+"""
+
+from __future__ import annotations
+
+from ..errors import DiagnosticSink, FifError, diagnostic
+from ..kinds import TensorKind
+from ..plan import Plan
+from ..syntax import nodes as n
+from ..syntax.printer import format_program
+from .check import check_plan
+from .infer import Env, InferContext, infer
+from .resolve import resolve
+
+
+def main_expression(program: n.Program):
+    """(declarations, the pipeline to compile): the program's pipeline, or its recipe's defense."""
+    decls = program.lets + program.defs
+    if program.statements:
+        return decls, program.statements[0].value
+    recipes = program.recipes
+    if len(recipes) == 1:
+        entries = recipes[0].entries
+        inner = [e for e in entries if isinstance(e, (n.Let, n.Def))]
+        for e in entries:
+            if isinstance(e, n.FieldEntry) and e.name == "defense":
+                return decls + inner, e.value
+        raise FifError(diagnostic("E402", f"recipe '{recipes[0].name}' has no `defense = ...`",
+                                  recipes[0].name_span, hint="add a line such as `defense = bitdepth(4)`"))
+    raise FifError(diagnostic("E206", "there is no pipeline to compile: the program only declares names",
+                              None, hint="end the program with a pipeline, e.g. `dwt -> idwt`"))
+
+
+def analyze(program: n.Program, input_kind: TensorKind, expression=None, decls=None) -> Plan:
+    """Run every pass; raise one FifError with all diagnostics, or return the plan."""
+    if expression is None:
+        decls, expression = main_expression(program)
+    sink = DiagnosticSink()
+    scope = resolve(decls or [], expression, sink)
+    sink.raise_if_any()
+    env = Env(scope, InferContext(input_kind), sink)
+    step, _ = infer(expression, input_kind, env)
+    sink.raise_if_any()
+    shared = tuple((name, s) for name, (_, s) in env.shared.items())
+    plan = Plan(format_program(program), input_kind, step, shared)
+    check_plan(plan, sink)
+    sink.raise_if_any()
+    return plan
