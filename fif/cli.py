@@ -17,37 +17,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .cli_support import fail_cleanly as _fail_cleanly, read_text as _read
 from .errors import FifError, diagnostic
 
 # Wide tables when piped (rich would assume 80 columns); the terminal's width otherwise.
 out = Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _fail_cleanly(fn):
-    """Render FifError (and anything unexpected) without a traceback, unless --debug."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        ctx = click.get_current_context()
-        debug = ctx.find_root().params.get("debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except FifError as e:
-            if debug:
-                raise
-            click.echo(e.render(), err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except (click.ClickException, click.exceptions.Exit, SystemExit):
-            raise
-        except Exception as e:  # an internal error: say so plainly, keep the details for --debug
-            if debug:
-                raise
-            click.echo(f"error[E599]: internal error: {type(e).__name__}: {e}\n"
-                       " = hint: rerun with `fif --debug ...` for the traceback, and report it", err=True)
-            sys.exit(1)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,18 +41,6 @@ def _shape(text: str):
     raise click.BadParameter(f"expected C,H,W such as 1,28,28, got {text!r}")
 
 
-def _read(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise FifError(diagnostic("E401", f"no such file: {path}", file=path,
-                                  hint="check the path" + (f"; did you mean {p.with_suffix('.fif')}?"
-                                                           if p.with_suffix(".fif").is_file() else "")))
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FifError(diagnostic("E401", "the file is not UTF-8 text", file=path)) from None
-
-
 @main.command("compile")
 @click.argument("file", required=False)
 @click.option("-e", "--expr", "expr", help="Compile this text instead of a file.")
@@ -91,7 +53,7 @@ def compile_cmd(file, expr, input_shape, as_json):
     if (file is None) == (expr is None):
         raise click.UsageError("give a FILE or -e EXPR (one of them)")
     text, name = (expr, "<expr>") if expr is not None else (_read(file), file)
-    shape = _shape(input_shape) if input_shape else _default_shape(text, name)
+    shape = _shape(input_shape) if input_shape is not None else _default_shape(text, name)
     pipeline = fif_compile(text, input_shape=shape, name=name)
     rows = pipeline.stages()
     summary = {
@@ -210,6 +172,15 @@ def ops_cmd(pattern):
 def _flag(v) -> str:
     return "depends" if callable(v) else _yes(bool(v))
 
+
+def _add_run_commands():
+    from .evaluate.command import eval_cmd
+    from .train.command import train_cmd
+    main.add_command(train_cmd)
+    main.add_command(eval_cmd)
+
+
+_add_run_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -165,7 +165,11 @@ def load(path, map_location="cpu") -> Pipeline:
     if meta.get("format") != FORMAT or "source" not in meta:
         raise FifError(diagnostic("E402", "this safetensors file holds no fif pipeline (no source in its metadata)",
                                   file=str(path)))
-    shape = tuple(json.loads(meta["input_shape"]))
+    try:
+        shape = tuple(int(v) for v in json.loads(meta["input_shape"]))
+    except (ValueError, TypeError, KeyError):
+        raise FifError(diagnostic("E402", f"the file's input_shape metadata is damaged: {meta.get('input_shape')!r}",
+                                  file=str(path))) from None
     pipeline = fif_compile(meta["source"], input_shape=shape, kind=meta.get("input_kind", "image"),
                            name=str(path))
     expected = pipeline.state_dict()

@@ -17,9 +17,21 @@ class Identity(nn.Module):
         return x
 
 
+class _Zeros(torch.autograd.Function):
+    """Zeros whose gradient is zero (not absent), so `zero` stays in the autograd graph."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.zeros_like(grad)
+
+
 class Zero(nn.Module):
     def forward(self, x):
-        return torch.zeros_like(x)
+        return _Zeros.apply(x)
 
 
 class Clamp(nn.Module):
@@ -125,3 +137,27 @@ register_op("noise", lambda args, inp, out: GaussianNoise(args["sigma"], args["c
             doc="""noise(sigma, clip=true): add Gaussian noise, a fresh draw per sample and per call.
 
     noise(0.1) -> smallcnn""")
+
+
+class DropPixels(nn.Module):
+    """Zeroes a random `share` of pixel positions (all channels), a fresh mask per sample and call."""
+
+    def __init__(self, share: float):
+        super().__init__()
+        self.share = share
+
+    def forward(self, x):
+        keep = torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) >= self.share
+        return x * keep.to(x.dtype)
+
+    def extra_repr(self):
+        return f"share={self.share}"
+
+
+register_op("droppixels", lambda args, inp, out: DropPixels(args["share"]),
+            params=[Param("share", "float", low=0.0, high=1.0, doc="share of pixel positions set to zero")],
+            random=True, family="random",
+            doc="""droppixels(share): zero a random share of pixel positions (all channels at once).
+
+    Niu et al. 2020 (ACM) section 2.1.2 drop 30-80% of a perturbation's pixels.
+    fif eval recipes/bitdepth.fif --probe 'droppixels(0.8)'""")

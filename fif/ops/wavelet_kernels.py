@@ -1,13 +1,13 @@
-"""Pure-torch 2-D discrete wavelet transform (DWT) and inverse, exact against pywt.
+"""Pure-torch 2-D discrete wavelet transform (DWT) and its inverse, exact against pywt.
 
-Filters come from pywavelets; the transform itself is a pair of separable strided
-convolutions per level (channels folded into the batch), so it runs on any device and
-dtype and is differentiable.  Results match ``pywt.wavedec2`` / ``pywt.waverec2``
-(``axes=(-2, -1)``) for every pywt padding mode.
+Filters come from pywavelets; each level is two separable depthwise convolutions (strided
+for analysis, polyphase for synthesis) after a pywt-style boundary extension, so it runs
+on any device/dtype and is differentiable.  Matches ``pywt.wavedec2`` / ``pywt.waverec2``
+(``axes=(-2, -1)``) in every pywt padding mode.
 
 Example::
 
-    ll, details = dwt2(x, "db2", levels=2); y = idwt2(ll, details, "db2", sizes=level_sizes(*x.shape[-2:], "db2", 2))
+    ll, d = dwt2(x, "db2", levels=2); y = idwt2(ll, d, "db2", sizes=level_sizes(H, W, "db2", 2, "symmetric"))
 """
 from __future__ import annotations
 
@@ -53,36 +53,8 @@ def coeff_len(n: int, wavelet: str, mode: str) -> int:
     return (n + 1) // 2 if mode == "periodization" else (n + flen - 1) // 2
 
 
-def level_sizes(H: int, W: int, wavelet: str, levels: int, mode: str) -> list[tuple[int, int]]:
-    """Input size of every DWT level, ordered COARSEST FIRST (last entry is ``(H, W)``).
-
-    This is exactly the order ``idwt2(..., sizes=...)`` expects (one entry per level,
-    matching ``details``), so ``idwt2(*dwt2(x, w, L, m), w, m, level_sizes(H, W, w, L, m))``
-    reconstructs ``x`` at its original (possibly odd) size.
-    """
-    if levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
-    out, h, w = [], H, W
-    for _ in range(levels):
-        out.append((h, w))
-        h, w = coeff_len(h, wavelet, mode), coeff_len(w, wavelet, mode)
-    return out[::-1]
-
-
-def _check_size(n: int, wavelet: str, levels: int, mode: str, axis: str) -> None:
-    need = 2 if mode in _NEEDS_TWO else 1
-    m = n
-    for lev in range(levels):
-        if m < need:
-            smallest = next(s for s in range(need, 10 ** 6)
-                            if all(v >= need for v in _chain(s, wavelet, levels, mode)))
-            raise ValueError(f"input {axis}={n} is too small for {levels} level(s) of '{wavelet}' "
-                             f"in mode '{mode}' (level {lev + 1} input would be {m} < {need}); "
-                             f"the smallest {axis} that works is {smallest}")
-        m = coeff_len(m, wavelet, mode)
-
-
-def _chain(n, wavelet, levels, mode):
+def _chain(n: int, wavelet: str, levels: int, mode: str) -> list[int]:
+    """Input length of each level, finest first."""
     out = []
     for _ in range(levels):
         out.append(n)
@@ -90,13 +62,40 @@ def _chain(n, wavelet, levels, mode):
     return out
 
 
+def level_sizes(H: int, W: int, wavelet: str, levels: int, mode: str) -> list[tuple[int, int]]:
+    """Input size of every DWT level, ordered COARSEST FIRST (the last entry is ``(H, W)``).
+
+    This is the order ``idwt2(..., sizes=...)`` takes (one entry per level, aligned with
+    ``details``): ``idwt2(ll, d, w, m, sizes=level_sizes(H, W, w, L, m))`` after
+    ``ll, d = dwt2(x, w, L, m)`` gives back ``x`` at its original (possibly odd) size.
+    """
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    return list(zip(_chain(H, wavelet, levels, mode), _chain(W, wavelet, levels, mode)))[::-1]
+
+
+def _check_size(n: int, wavelet: str, levels: int, mode: str, axis: str) -> None:
+    need = 2 if mode in _NEEDS_TWO else 1  # pywt refuses [anti]reflect on 1 sample
+    if n < 1:
+        raise ValueError(f"input {axis}={n}: the image must be at least 1 pixel")
+    lengths = _chain(n, wavelet, levels, mode)
+    if min(lengths) < need:
+        lev = next(i for i, m in enumerate(lengths) if m < need)
+        smallest = next(s for s in range(need, 10 ** 6)
+                        if min(_chain(s, wavelet, levels, mode)) >= need)
+        raise ValueError(f"input {axis}={n} is too small for {levels} level(s) of '{wavelet}' "
+                         f"in mode '{mode}' (level {lev + 1} input would be {lengths[lev]} < {need}); "
+                         f"the smallest {axis} that works is {smallest}")
+
+
 # ------------------------------------------------------------------ boundary extension
 @lru_cache(maxsize=None)
 def _ext_plan(n: int, left: int, right: int, mode: str):
-    """Describe the extension of a length-n signal by (left, right) samples.
+    """Describe the (left, right) boundary extensions of a length-n signal, pywt style.
 
-    Returns ('index', idx, sign|None) when every extended sample is +-one input sample,
-    else ('matrix', cols, ML, MR): left/right parts are ML @ x[cols], MR @ x[cols].
+    Each side is None, ('index', idx, sign|None) when every new sample is +-one input
+    sample, or ('matrix', cols, M) with the new samples = M @ x[cols] ('smooth',
+    'antireflect').  Extensions wider than the signal repeat as pywt does.
     """
     eye = np.eye(n)
 
@@ -116,6 +115,8 @@ def _ext_plan(n: int, left: int, right: int, mode: str):
             full = np.vstack([ext[::-1], e]) if ext.shape[0] else e
             m = full.shape[0]
             q = min(p - ext.shape[0], m if mode in ("symmetric", "antisymmetric") else m - 1)
+            if q < 1:
+                raise ValueError(f"mode '{mode}' needs a signal of length > 1, got {n}")
             if mode == "symmetric":
                 new = full[:q]
             elif mode == "antisymmetric":
@@ -127,16 +128,17 @@ def _ext_plan(n: int, left: int, right: int, mode: str):
             ext = np.vstack([ext, new])
         return ext[:p]
 
-    ml = side(left, eye[:: 1])[::-1] if left else np.zeros((0, n))
-    mr = side(right, eye[::-1]) if right else np.zeros((0, n))
-    full = np.vstack([ml, eye, mr])
-    nnz = (full != 0).sum(1)
-    if mode != "zero" and np.all(nnz == 1) and np.all(np.abs(full).sum(1) == 1):
-        idx = np.abs(full).argmax(1)
-        sign = full[np.arange(full.shape[0]), idx]
-        return ("index", idx, None if np.all(sign > 0) else sign)
-    cols = np.flatnonzero(np.abs(np.vstack([ml, mr])).sum(0))
-    return ("matrix", cols, ml[:, cols], mr[:, cols])
+    def describe(m):  # +-1 one-hot rows -> gather (+ sign); otherwise a small matrix
+        if m.shape[0] == 0:
+            return None
+        if np.all((m != 0).sum(1) == 1) and np.all(np.abs(m).sum(1) == 1):
+            idx = np.abs(m).argmax(1)
+            sign = m[np.arange(m.shape[0]), idx]
+            return ("index", idx, None if np.all(sign > 0) else sign)
+        cols = np.flatnonzero(np.abs(m).sum(0))
+        return ("matrix", cols, m[:, cols])
+
+    return describe(side(left, eye)[::-1]), describe(side(right, eye[::-1]))
 
 
 _TENSORS: dict = {}
@@ -149,94 +151,109 @@ def _cached(key, make):
     return t
 
 
+def _side(x: torch.Tensor, desc, dim: int, key):
+    """Materialise one boundary extension described by :func:`_ext_plan`."""
+    dev, dt = x.device, x.dtype
+    kind, idx, arr = desc
+    idx_t, arr_t = _cached(key + (dev, dt), lambda: (
+        torch.as_tensor(idx, device=dev), None if arr is None else torch.as_tensor(arr, device=dev, dtype=dt)))
+    xs = x.index_select(dim, idx_t)
+    if kind == "index":
+        if arr_t is not None:
+            xs = xs * (arr_t if dim == -1 else arr_t[:, None])
+        return xs
+    return xs @ arr_t.T if dim == -1 else arr_t @ xs
+
+
 def _pad(x: torch.Tensor, left: int, right: int, mode: str, dim: int) -> torch.Tensor:
     """Extend ``x`` along ``dim`` (-1 or -2) by (left, right) samples, pywt style."""
     if left == 0 and right == 0:
         return x
-    n = x.shape[dim]
     if mode == "zero":
         return F.pad(x, (left, right) if dim == -1 else (0, 0, left, right))
-    plan = _ext_plan(n, left, right, mode)
-    dev, dt = x.device, x.dtype
-    if plan[0] == "index":
-        idx = _cached(("idx", n, left, right, mode, dev), lambda: torch.as_tensor(plan[1], device=dev))
-        y = x.index_select(dim, idx)
-        if plan[2] is not None:
-            sign = _cached(("sgn", n, left, right, mode, dev, dt),
-                           lambda: torch.as_tensor(plan[2], device=dev, dtype=dt))
-            y = y * (sign if dim == -1 else sign[:, None])
-        return y
-    _, cols, ml, mr = plan
-    key = ("mat", n, left, right, mode, dev, dt)
-    c, l_, r_ = _cached(key, lambda: (torch.as_tensor(cols, device=dev),
-                                      torch.as_tensor(ml, device=dev, dtype=dt),
-                                      torch.as_tensor(mr, device=dev, dtype=dt)))
-    xs = x.index_select(dim, c)
-    if dim == -1:
-        parts = [xs @ l_.T, x, xs @ r_.T]
-    else:
-        parts = [l_ @ xs, x, r_ @ xs]
+    n = x.shape[dim]
+    dl, dr = _ext_plan(n, left, right, mode)
+    parts = [x]
+    if dl is not None:
+        parts.insert(0, _side(x, dl, dim, ("L", n, left, right, mode)))
+    if dr is not None:
+        parts.append(_side(x, dr, dim, ("R", n, left, right, mode)))
     return torch.cat(parts, dim)
 
 
-def _wrap_pad(x: torch.Tensor, left: int, right: int, dim: int) -> torch.Tensor:
-    """Circular extension along ``dim`` (any width, wraps as often as needed)."""
+def _wrap_pad(x: torch.Tensor, left: int, right: int, dim: int, even: bool = False) -> torch.Tensor:
+    """Circular extension along ``dim`` (any width).  ``even``: first make an odd length even
+    by repeating the last sample (pywt's 'periodization')."""
     n = x.shape[dim]
-    idx = _cached(("wrap", n, left, right, x.device),
-                  lambda: torch.arange(-left, n + right, device=x.device) % n)
-    return x.index_select(dim, idx)
+    period = n + (n % 2 if even else 0)
+
+    def make():
+        pos = torch.cat([torch.arange(-left, 0), torch.arange(n, period + right)])
+        return (pos % period).clamp(max=n - 1).to(x.device)
+    idx = _cached(("wrap", n, left, right, even, x.device), make)
+    ext = x.index_select(dim, idx)
+    return torch.cat([ext.narrow(dim, 0, left), x, ext.narrow(dim, left, ext.shape[dim] - left)], dim)
 
 
 # --------------------------------------------------------------------------- filters
-def _filters(wavelet: str, dtype, device):
-    """(dec_w, dec_h, rec_w, rec_h) conv weights for (lo, hi), cached per dtype/device."""
+def _filters(wavelet: str, dtype, device, groups: int):
+    """Depthwise conv weights (dec_h, dec_w, rec_w, rec_h), (lo, hi) pairs repeated per group.
+
+    dec_*: flipped analysis filters for a strided conv2d (cross-correlation).
+    rec_*: polyphase synthesis weights [out phase (even, odd), in (lo, hi), F/2]: upsample +
+    convolve is computed as two half-length convolutions whose outputs are interleaved.
+    Cached per (wavelet, dtype, device, groups).
+    """
     def make():
         w = pywt.Wavelet(wavelet)
         dec = torch.tensor(np.stack([w.dec_lo, w.dec_hi])[:, ::-1].copy(), dtype=dtype, device=device)
-        rec = torch.tensor(np.stack([w.rec_lo, w.rec_hi]), dtype=dtype, device=device)
-        flen = dec.shape[-1]
-        return (dec.view(2, 1, 1, flen), dec.view(2, 1, flen, 1),
-                rec.view(2, 1, 1, flen), rec.view(2, 1, flen, 1))
-    return _cached(("filt", wavelet, dtype, device), make)
+        rec = np.stack([w.rec_lo, w.rec_hi])  # [in, F]
+        poly = np.stack([rec[:, 0::2], rec[:, 1::2]])[:, :, ::-1].copy()  # [phase, in, F/2]
+        rec = torch.tensor(poly, dtype=dtype, device=device)
+        flen, half = dec.shape[-1], poly.shape[-1]
+        return (dec.view(2, 1, flen, 1).repeat(groups, 1, 1, 1),
+                dec.view(2, 1, 1, flen).repeat(2 * groups, 1, 1, 1),
+                rec.view(2, 2, 1, half).repeat(2 * groups, 1, 1, 1),
+                rec.view(2, 2, half, 1).repeat(groups, 1, 1, 1))
+    return _cached(("filt", wavelet, dtype, device, groups), make)
 
 
 # -------------------------------------------------------------------------- one level
 def _analysis(x: torch.Tensor, wavelet: str, mode: str) -> torch.Tensor:
-    """One 2-D DWT level: x [B,1,H,W] -> [B, 2 (H: lo/hi), 2 (W: lo/hi), h, w]."""
-    dec_w, dec_h, _, _ = _filters(wavelet, x.dtype, x.device)
+    """One 2-D DWT level: x [N,C,H,W] -> [N, C, 2 (H: lo/hi), 2 (W: lo/hi), h, w]."""
+    N, C = x.shape[:2]
+    dec_h, dec_w, _, _ = _filters(wavelet, x.dtype, x.device, C)
     flen = dec_w.shape[-1]
-    B = x.shape[0]
-    for dim, weight, stride in ((-2, dec_h, (2, 1)), (-1, dec_w, (1, 2))):
-        if mode == "periodization":
-            if x.shape[dim] % 2:  # pywt repeats the last sample to make the length even
-                x = torch.cat([x, x.narrow(dim, x.shape[dim] - 1, 1)], dim)
-            x = _wrap_pad(x, flen // 2 - 1, flen // 2 - 1, dim)
+    for dim, weight, stride, groups in ((-2, dec_h, (2, 1), C), (-1, dec_w, (1, 2), 2 * C)):
+        if mode == "periodization":  # odd lengths: pywt repeats the last sample first
+            x = _wrap_pad(x, flen // 2 - 1, flen // 2 - 1, dim, even=True)
         else:  # full convolution (F-1 on each side), keeping odd outputs
             x = _pad(x, flen - 2, flen - 1, mode, dim)
-        x = F.conv2d(x, weight, stride=stride)  # [b, 2, ., .]
-        x = x.reshape(-1, 1, *x.shape[-2:])
-    return x.view(B, 2, 2, *x.shape[-2:])
+        x = F.conv2d(x, weight, stride=stride, groups=groups)  # channels: (c, kH[, kW])
+    return x.view(N, C, 2, 2, *x.shape[-2:])
 
 
 def _synthesis(c: torch.Tensor, wavelet: str, mode: str) -> torch.Tensor:
-    """One 2-D inverse level: c [B, 2 (H), 2 (W), h, w] -> [B, 1, H', W']."""
-    _, _, rec_w, rec_h = _filters(wavelet, c.dtype, c.device)
-    flen = rec_w.shape[-1]
-    B = c.shape[0]
-    x = c.reshape(B * 2, 2, *c.shape[-2:])
-    for dim, weight, stride in ((-1, rec_w, (1, 2)), (-2, rec_h, (2, 1))):
+    """One 2-D inverse level: c [N, C, 2 (H), 2 (W), h, w] -> [N, C, H', W']."""
+    N, C = c.shape[:2]
+    _, _, rec_w, rec_h = _filters(wavelet, c.dtype, c.device, C)
+    flen = 2 * rec_w.shape[-1]
+    x = c.reshape(N, 4 * C, *c.shape[-2:])
+    for dim, weight, groups in ((-1, rec_w, 2 * C), (-2, rec_h, C)):
         n = x.shape[dim]
         if mode == "periodization":
             p = -(-flen // 4)
             x = _wrap_pad(x, p, p, dim)
-            start = flen // 2 - 1 + 2 * p
-            length = 2 * n
+            start, length = 2 * p - flen // 2 + 1, 2 * n
+        else:  # the 'valid' part of the full convolution of the upsampled coefficients
+            start, length = 0, 2 * n - flen + 2
+        x = F.conv2d(x, weight, groups=groups)  # channels (group, phase)
+        g, (a, b) = x.shape[1] // 2, x.shape[-2:]
+        if dim == -1:  # interleave the even/odd phases along W
+            x = x.view(N, g, 2, a, b).permute(0, 1, 3, 4, 2).reshape(N, g, a, 2 * b)
         else:
-            start, length = flen - 2, 2 * n - flen + 2
-        x = F.conv_transpose2d(x, weight, stride=stride)  # sums lo + hi contributions
+            x = x.view(N, g, 2, a, b).permute(0, 1, 3, 2, 4).reshape(N, g, 2 * a, b)
         x = x.narrow(dim, start, length)
-        if dim == -1:
-            x = x.reshape(B, 2, *x.shape[-2:])
     return x
 
 
@@ -249,24 +266,22 @@ def dwt2(x: torch.Tensor, wavelet: str = "haar", levels: int = 1, mode: str = "s
     """
     check_wavelet(wavelet)
     _check_mode(mode)
-    if not isinstance(levels, int) or levels < 1:
+    if not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an integer >= 1, got {levels!r}")
     if not torch.is_tensor(x) or x.dim() != 4:
         raise ValueError(f"dwt2 expects a 4-D tensor [N, C, H, W], got shape "
                          f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"dwt2 expects a floating-point tensor, got {x.dtype}")
-    N, C, H, W = x.shape
+    H, W = x.shape[-2:]
     _check_size(H, wavelet, levels, mode, "H")
     _check_size(W, wavelet, levels, mode, "W")
-    a = x.reshape(N * C, 1, H, W)
-    details = []
+    a, details = x, []
     for _ in range(levels):
         c = _analysis(a, wavelet, mode)
-        h, w = c.shape[-2:]
-        details.append(tuple(c[:, i, j].reshape(N, C, h, w) for i, j in ((1, 0), (0, 1), (1, 1))))
-        a = c[:, 0, 0].unsqueeze(1)
-    return a.reshape(N, C, *a.shape[-2:]), details[::-1]
+        details.append((c[:, :, 1, 0], c[:, :, 0, 1], c[:, :, 1, 1]))
+        a = c[:, :, 0, 0]
+    return a, details[::-1]
 
 
 def idwt2(ll: torch.Tensor, details, wavelet: str = "haar", mode: str = "symmetric", sizes=None):
@@ -298,11 +313,13 @@ def idwt2(ll: torch.Tensor, details, wavelet: str = "haar", mode: str = "symmetr
         if lev == 0 and diff != (0, 0) or not all(v in (0, 1) for v in diff):
             raise ValueError(f"level {lev}: approximation shape {tuple(a.shape[-2:])} is incompatible "
                              f"with detail shape {shape[-2:]}")
+        if mode != "periodization" and 2 * min(shape[-2:]) - _filter_len(wavelet) + 2 < 1:
+            raise ValueError(f"level {lev}: coefficients of size {shape[-2:]} are too small for "
+                             f"'{wavelet}' (filter length {_filter_len(wavelet)}); were they made "
+                             "with the same wavelet and mode?")
         a = a[..., : shape[-2], : shape[-1]]
         c = torch.stack([torch.stack([a, d[1]], 2), torch.stack([d[0], d[2]], 2)], 2)
-        h, w = shape[-2:]
-        a = _synthesis(c.reshape(N * C, 2, 2, h, w), wavelet, mode)
-        a = a.reshape(N, C, *a.shape[-2:])
+        a = _synthesis(c, wavelet, mode)
         if sizes is not None:
             sh, sw = sizes[lev]
             if sh > a.shape[-2] or sw > a.shape[-1]:

@@ -30,8 +30,12 @@ def main_expression(program: n.Program):
                 return decls + inner, e.value
         raise FifError(diagnostic("E402", f"recipe '{recipes[0].name}' has no `defense = ...`",
                                   recipes[0].name_span, hint="add a line such as `defense = bitdepth(4)`"))
+    from ..errors import Span
+    from ..syntax.parser import _end_position
+    line, col = _end_position(program.source or "")
     raise FifError(diagnostic("E206", "there is no pipeline to compile: the program only declares names",
-                              None, hint="end the program with a pipeline, e.g. `dwt -> idwt`"))
+                              Span(line, col, col + 1),
+                              hint="end the program with a pipeline, e.g. `dwt -> idwt`"))
 
 
 def analyze(program: n.Program, input_kind: TensorKind, expression=None, decls=None) -> Plan:

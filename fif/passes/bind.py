@@ -34,14 +34,18 @@ def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: Diagnostic
     ok = True
     order = list(params)
     pos = 0
+
+    def given(name):  # bound, or given with a bad value (already reported)
+        return name in bound or name in spans
+
     for a in call.args:
         if a.name is not None:
             continue
         flag = _flag(a.value, by_name)
-        if flag is not None and flag.name not in bound:
+        if flag is not None and not given(flag.name):
             bound[flag.name] = flag.flag_value if flag.type != "bool" else True
             continue
-        while pos < len(order) and order[pos].name in bound:
+        while pos < len(order) and given(order[pos].name):
             pos += 1
         if pos >= len(order):
             sink.add("E220", f"'{op}' takes at most {len(params)} argument(s)", a.span,
@@ -60,14 +64,14 @@ def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: Diagnostic
                      hint=did_you_mean(a.name, by_name) or f"the signature is {signature(op, params)}")
             ok = False
             continue
-        if p.name in bound:
+        if given(p.name):
             sink.add("E225", f"'{a.name}' is given twice", a.name_span,
                      hint="give each argument once")
             ok = False
             continue
         ok &= _put(op, p, a.value, bound, spans, sink)
     for p in params:
-        if p.name not in bound:
+        if not given(p.name):
             if p.required:
                 sink.add("E222", f"'{op}' needs the argument '{p.name}'", call.span,
                          hint=f"the signature is {signature(op, params)}")
@@ -86,9 +90,9 @@ def _flag(value, by_name):
 
 
 def _put(op, p: Param, value, bound, spans, sink) -> bool:
+    spans[p.name] = value.span
     try:
         bound[p.name] = convert(p, value)
-        spans[p.name] = value.span
         return True
     except _Bad as b:
         sink.add(b.code, b.message, b.span, hint=b.hint)

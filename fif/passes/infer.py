@@ -130,7 +130,7 @@ def _shared(call: n.Call, inp: Kind, env: Env):
         first_inp, step = env.shared[name]
         if step is None:
             return None, None
-        if first_inp != inp:
+        if getattr(first_inp, "shape", first_inp) != getattr(inp, "shape", inp) or type(first_inp) is not type(inp):
             env.sink.add("E340", f"'{name}' shares its weights, so every use needs the same input; "
                          f"first used on {first_inp}, here on {inp}", call.span,
                          hint="use `def` for a pipeline that may run on different inputs")
@@ -217,11 +217,19 @@ def _block(block: n.Block, inp: Kind, env: Env):
     if out is None:
         return None, None
     return BlockStep(call.name, tuple(args.items()), tuple(steps), inp, out,
-                     spec.flag("learnable", args) or any(_learnable(s) for s in steps),
+                     spec.flag("learnable", args) or any(_learnable(s, env) for s in steps),
                      spec.flag("differentiable", args), spec.flag("random", args), call.name_span), out
 
 
-def _learnable(step) -> bool:
+def _learnable(step, env: Env) -> bool:
+    """Whether a branch has weights anywhere: inside sequences, part maps and shared `let`s too."""
+    if isinstance(step, SharedStep):
+        shared = env.shared.get(step.name)
+        return shared is not None and shared[1] is not None and _learnable(shared[1], env)
+    if isinstance(step, SeqStep):
+        return any(_learnable(s, env) for s in step.steps)
+    if isinstance(step, PartMapStep):
+        return any(_learnable(s, env) for _, s in step.parts)
     return getattr(step, "learnable", False)
 
 

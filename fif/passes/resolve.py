@@ -37,6 +37,13 @@ def collect_scope(decls, sink: DiagnosticSink, scope: Scope | None = None) -> Sc
             sink.add("E205", f"'{d.name}' is already an op; a declaration may not hide it", d.name_span,
                      hint=f"rename it, e.g. '{d.name}_1'")
             continue
+        if isinstance(d, n.Def):
+            seen = set()
+            for p in d.params:
+                if p.name in seen:
+                    sink.add("E204", f"parameter '{p.name}' of '{d.name}' is declared twice", p.span,
+                             hint="rename one of them")
+                seen.add(p.name)
         (scope.lets if isinstance(d, n.Let) else scope.defs)[d.name] = d
     return scope
 

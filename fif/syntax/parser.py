@@ -7,6 +7,8 @@ fif's own nodes and positioned diagnostics.
 from __future__ import annotations
 
 import functools
+import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -57,10 +59,10 @@ class _Build(Transformer):
     """Lark tree -> fif nodes (comments attached afterwards)."""
 
     def number(self, meta, ch):
-        return n.Number(n.number_value(str(ch[0])), _span(meta))
+        return n.Number(_finite(ch[0]), _span(meta))
 
     def fraction(self, meta, ch):
-        num, den = (n.number_value(str(t)) for t in ch)
+        num, den = (_finite(t) for t in ch)
         if den == 0:
             raise FifError(diagnostic("E106", "a fraction cannot divide by zero", _span(ch[1]),
                                       hint="write a non-zero denominator, e.g. 1/6"))
@@ -68,7 +70,13 @@ class _Build(Transformer):
 
     def string(self, meta, ch):
         raw = str(ch[0])[1:-1]
-        value = raw.encode("utf-8").decode("unicode_escape") if "\\" in raw else raw
+        try:
+            value = _ESCAPE.sub(_unescape, raw) if "\\" in raw else raw
+            # Escaped surrogate pairs (\ud83d\ude00) become one character; lone ones are errors.
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except (ValueError, UnicodeError):
+            raise FifError(diagnostic("E107", "the string has an invalid escape", _span(meta),
+                                      hint="escapes look like \\n, \\\", \\u00e9")) from None
         return n.String(value, _span(meta))
 
     def list(self, meta, ch):
@@ -153,6 +161,30 @@ class _Build(Transformer):
             else:
                 items.append(n.Statement(c, c.span))
         return tuple(items)
+
+
+# One backslash escape: \uXXXX, \UXXXXXXXX, \xXX, an octal run, or any single character.
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[0-7]{1,3}|.)", re.S)
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "a": "\a", "0": "\0"}
+
+
+def _unescape(m) -> str:
+    """Python-style escapes in a string literal; other characters, é included, stay as written."""
+    body = m.group(1)
+    if body[0] in "uUx" and len(body) > 1:
+        return chr(int(body[1:], 16))
+    if body[0] in "01234567":
+        return chr(int(body, 8))
+    return _SIMPLE.get(body, body)
+
+
+def _finite(token) -> int | float:
+    """The value of a NUMBER token; E106 for one too large for a float (`1e999`)."""
+    value = n.number_value(str(token))
+    if isinstance(value, float) and math.isinf(value):
+        raise FifError(diagnostic("E106", f"the number {token} is too large", _span(token),
+                                  hint="numbers must be below about 1.8e308"))
+    return value
 
 
 def _flat(children, cls, attr):

@@ -55,7 +55,7 @@ def expr(node) -> str:
     if isinstance(node, n.Fraction):
         return f"{format_number(node.num)}/{format_number(node.den)}"
     if isinstance(node, n.String):
-        return json.dumps(node.value)
+        return json.dumps(node.value, ensure_ascii=False)
     if isinstance(node, n.ListLit):
         return "[" + ", ".join(expr(i) for i in node.items) + "]"
     if isinstance(node, n.Call):
