@@ -55,6 +55,8 @@ def atomic_write_json(path, obj) -> None:
 
 
 def _tensors(source) -> dict[str, torch.Tensor]:
+    """CPU, contiguous copies of a module's state dict (or a dict of tensors); a tensor that shares
+    storage with an earlier one is cloned, since safetensors stores each storage once."""
     state = source.state_dict() if isinstance(source, nn.Module) else dict(source)
     out, seen = {}, set()
     for name, t in state.items():
@@ -70,6 +72,27 @@ def _tensors(source) -> dict[str, torch.Tensor]:
     return out
 
 
+def canonical(raw: bytes) -> bytes:
+    """The same safetensors file with a deterministic header (sorted metadata, tensors in data order)."""
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    out = {}
+    if meta is not None:
+        out["__metadata__"] = dict(sorted(meta.items()))
+    for name, info in sorted(header.items(), key=lambda kv: (*kv[1]["data_offsets"], kv[0])):
+        out[name] = info
+    text = json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + raw[8 + n:]
+
+
+def write_safetensors(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
+    """Tensors and string metadata as one safetensors file with a canonical header, written
+    atomically: the same tensors give the same bytes in every process."""
+    atomic_write(path, canonical(_safetensors_bytes(_tensors(tensors), metadata=dict(metadata) if metadata else None)))
+
+
 def save_weights(module: nn.Module | Mapping[str, torch.Tensor], path, metadata: Mapping | None = None) -> None:
     """Save a module's state dict (or a dict of tensors) as safetensors, atomically.
 
@@ -79,7 +102,7 @@ def save_weights(module: nn.Module | Mapping[str, torch.Tensor], path, metadata:
     if metadata:
         meta = {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
                 for k, v in metadata.items()}
-    atomic_write(path, _safetensors_bytes(_tensors(module), metadata=meta))
+    write_safetensors(path, _tensors(module), meta)
 
 
 def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
