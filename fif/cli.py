@@ -8,7 +8,6 @@ Exit codes: 0 success, 1 a fif or recipe error (diagnostics on stderr, no traceb
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path

@@ -9,11 +9,8 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .build import ATTACK_VIEW, OpNode
@@ -89,22 +86,10 @@ class Pipeline(nn.Module):
     # -- saving ----------------------------------------------------------------------------
     def save(self, path) -> None:
         """(source, weights) in one safetensors file, written atomically."""
-        from safetensors.torch import save_file
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        from .models.weights import write_safetensors
         meta = {"format": FORMAT, "source": self.source, "input_shape": json.dumps(list(self.input_shape)),
                 "input_kind": self.plan.input_kind.kind}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write_safetensors(path, self.state_dict(), meta)
 
 
 class AttackView(nn.Module):

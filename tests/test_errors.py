@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from torch import nn
 
 import fif
 from fif.kinds import TensorKind
-from fif.registry import KindError, Param, register_op, unregister_op
+from fif.registry import KindError, register_op, unregister_op
 
 # ---- ops only these tests use: a size-changing part op (E333) and a shape-changing,
 # non-differentiable op without a surrogate (E350). Registered for this module only.

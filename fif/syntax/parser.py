@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
-                             UnexpectedToken, VisitError)
+                             VisitError)
 
 from ..errors import FifError, Span, diagnostic
 from . import nodes as n

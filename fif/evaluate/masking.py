@@ -1,0 +1,44 @@
+"""Gradient-masking checks over evaluation rows (Athalye et al. 2018; Carlini et al. 2019).
+
+Two signs that a defense hides its gradient instead of being robust:
+- whitebox accuracy far above adaptive (BPDA + EOT) accuracy for the same attack and eps;
+- accuracy that does not fall towards zero when eps is unbounded (the sanity rows: PGD at eps 1,
+  where any image can be reached), or that rises as eps grows.
+"""
+
+from __future__ import annotations
+
+GAP = 0.15          # whitebox - adaptive accuracy that counts as masking
+UNBOUNDED_MAX = 0.10  # accuracy allowed at eps = 1 before we call it masking
+RISE = 0.05         # accuracy rising by more than this with eps
+
+
+def masking_warnings(rows: list[dict]) -> list[str]:
+    warnings = []
+    index = {(r["defense"], r["attack"], r["eps"], r["threat"]): r for r in rows if r["attack"] not in ("none", "worst")}
+    for (d, a, e, t), r in sorted(index.items(), key=lambda kv: str(kv[0])):
+        if t != "whitebox" or d == "none":
+            continue
+        adaptive = index.get((d, a, e, "adaptive"))
+        if adaptive and r["accuracy"] - adaptive["accuracy"] >= GAP:
+            warnings.append(
+                f"{d}: whitebox {a} at eps {e:g} gives {r['accuracy']:.1%} but adaptive gives "
+                f"{adaptive['accuracy']:.1%}: the defense masks its gradient; trust the adaptive number")
+    for r in rows:
+        if r.get("sanity") and r["accuracy"] > UNBOUNDED_MAX:
+            warnings.append(
+                f"{r['defense']}: {r['threat']} {r['attack']} with unbounded eps ({r['eps']:g}) leaves "
+                f"{r['accuracy']:.1%} accuracy; a working attack reaches ~0% there, so this attack "
+                f"does not get through the defense (gradient masking or a broken attack)")
+    by_curve: dict = {}
+    for (d, a, e, t), r in index.items():
+        if not r.get("sanity"):
+            by_curve.setdefault((d, a, t), []).append((e, r["accuracy"]))
+    for (d, a, t), pts in sorted(by_curve.items()):
+        pts.sort()
+        for (e0, acc0), (e1, acc1) in zip(pts, pts[1:]):
+            if acc1 > acc0 + RISE:
+                warnings.append(f"{d}: {t} {a} accuracy rises from {acc0:.1%} at eps {e0:g} to {acc1:.1%} "
+                                f"at eps {e1:g}; a stronger attack should never do worse")
+                break
+    return warnings

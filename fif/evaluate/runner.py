@@ -1,0 +1,296 @@
+"""Run a recipe's evaluation: every defense and variant, plus a `none` baseline, over attacks x
+epsilons x threat models, with clean accuracy, per-sample worst case, PSNR/SSIM and timing.
+
+    results = run_eval(fif.load_recipe("recipes/bitdepth.fif"), n=200)
+
+Threat models (DESIGN section 5):
+  graybox   attack the classifier alone, then defend (how most papers report);
+  whitebox  true gradients through the defense as deployed (exposes gradient masking);
+  adaptive  BPDA + EOT through the attack view (the number to trust);
+  transfer  examples made on a surrogate classifier (another architecture and seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..attacks import ATTACKS, get_attack
+from ..errors import FifError, diagnostic
+from ..progress import track
+from ..recipe import AttackSpec, Recipe
+from .masking import masking_warnings
+from .metrics import psnr, ssim
+
+SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
+
+
+@dataclass
+class Setup:
+    """Everything an evaluation runs on, made once."""
+
+    recipe: Recipe
+    x: torch.Tensor
+    y: torch.Tensor
+    classifier: nn.Module
+    surrogate: nn.Module | None
+    defenses: dict[str, nn.Module | None]
+    device: str
+    seed: int
+    batch: int
+    eot: int
+    weights: dict[str, str] = field(default_factory=dict)
+
+
+def check_device(device: str) -> str:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FifError(diagnostic("E520", f"device '{device}' was asked for, but CUDA is not available here",
+                                  hint="use --device cpu"))
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise FifError(diagnostic("E520", f"unknown device '{device}'", hint="use cpu or cuda"))
+    return device
+
+
+def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
+            seed: int | None = None) -> Setup:
+    from ..data import load_dataset, split
+    from ..models import get_classifier
+    device = check_device(device)
+    base = Path(recipe.file).parent if recipe.file != "<string>" else None
+    ds = load_dataset(recipe.data.name, base=base)
+    _check_finite(ds)
+    train_ds, test_ds = split(ds, recipe.data.train, recipe.data.test, recipe.data.seed)
+    count = min(n or recipe.eval.n, len(test_ds))
+    x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
+    cs = recipe.classifier
+    classifier = get_classifier(cs.arch, recipe.data.name, train_ds, settings=cs.settings(), seed=cs.seed,
+                                device=device, test_ds=test_ds)
+    weights = {}
+    tuned = _fine_tuned_classifier(recipe, runs)
+    if tuned is not None:  # a train stage with `params = classifier` fine-tuned it
+        from ..models import load_weights
+        load_weights(classifier, tuned)
+        weights["classifier"] = str(tuned)
+    surrogate = None
+    if "transfer" in threats:
+        settings = {k: v for k, v in cs.settings().items() if k != "width" or recipe.eval.transfer == cs.arch}
+        surrogate = get_classifier(recipe.eval.transfer, recipe.data.name, train_ds, settings=settings,
+                                   seed=cs.seed + 1, device=device, test_ds=test_ds)
+    defenses: dict[str, nn.Module | None] = {"none": None}
+    for which in recipe.defenses():
+        pipeline = recipe.compile(which, input_shape=tuple(x.shape[1:]))
+        if pipeline.learnable:
+            weights[which] = str(_load_trained(recipe, which, pipeline, runs))
+        defenses[which] = pipeline.to(device).eval()
+    return Setup(recipe, x, y, classifier, surrogate, defenses, device,
+                 recipe.eval.seed if seed is None else seed, recipe.eval.batch, recipe.eval.eot, weights)
+
+
+def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
+    from ..train import trained_weights
+    return trained_weights(recipe, "classifier", runs)
+
+
+def _check_finite(ds):
+    if not torch.isfinite(ds.images).all():
+        raise FifError(diagnostic("E404", f"dataset '{ds.name}' contains NaN or infinite values", file=ds.source))
+
+
+def _load_trained(recipe: Recipe, which: str, pipeline, runs: Path | None) -> Path:
+    from safetensors import safe_open
+    from ..models import load_weights
+    from ..train import trained_weights
+    path = trained_weights(recipe, which, runs)
+    if path is None:
+        path = (runs or Path("runs")) / recipe.name / "train" / f"{which}.safetensors"
+        raise FifError(diagnostic(
+            "E421", f"'{which}' has learnable weights but no trained checkpoint at {path}", file=recipe.file,
+            hint=f"train it first: fif train {recipe.file}" + (f" --out {path.parent}" if runs else "")))
+    with safe_open(str(path), framework="pt") as f:
+        source = (f.metadata() or {}).get("source")
+    if source is not None and source.strip() != pipeline.source.strip():
+        raise FifError(diagnostic("E422", f"the weights in {path} were trained for another pipeline:\n  {source.strip()}\n"
+                                  f"but the recipe's '{which}' is now\n  {pipeline.source.strip()}", file=str(path),
+                                  hint=f"retrain: fif train {recipe.file}"))
+    load_weights(pipeline, path)
+    return path
+
+
+def attack_budgets(recipe: Recipe, spec: AttackSpec, eps_override=None) -> list[float]:
+    """The budgets an attack runs at: the recipe's L-inf eps, or its l2_eps for L2 attacks."""
+    if get_attack(spec.name).norm == "l2":
+        return list(recipe.eval.l2_eps)
+    return list(eps_override if eps_override is not None else recipe.eval.eps)
+
+
+def _seed(*parts) -> int:
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+
+
+def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Tensor:
+    info = get_attack(spec.name)
+    params = dict(spec.params)
+    params.setdefault("eot", eot)
+    outs = []
+    for i in range(0, len(x), batch):
+        outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=_seed(seed, i), **params))
+    return torch.cat(outs)
+
+
+def _deployed(defense, classifier):
+    return classifier if defense is None else nn.Sequential(defense, classifier)
+
+
+def _attack_view(defense, classifier):
+    return classifier if defense is None else nn.Sequential(defense.attack_view(), classifier)
+
+
+def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[float] | None = None,
+             threats: list[str] | None = None, n: int | None = None, device: str = "cpu",
+             probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None) -> dict:
+    """Evaluate and return {rows, warnings, ...}; see write_report for the files."""
+    threats = list(threats or recipe.eval.threat)
+    specs = _select_attacks(recipe, attacks)
+    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed)
+    rows: list[dict] = []
+    correct: dict[tuple, torch.Tensor] = {}
+    x, y, clf = setup.x, setup.y, setup.classifier
+    start = time.perf_counter()
+
+    for name, defense in setup.defenses.items():
+        t0 = time.perf_counter()
+        pred = _predict(_deployed(defense, clf), x, setup.batch)
+        row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
+        if defense is not None:
+            with torch.no_grad():
+                defended = torch.cat([defense(x[i:i + setup.batch]) for i in range(0, len(x), setup.batch)])
+            row["psnr"] = float(psnr(defended, x).clamp(max=100).mean())
+            row["ssim"] = float(ssim(defended, x).mean())
+        rows.append(row)
+
+    cache: dict[tuple, torch.Tensor] = {}  # defense-independent adversarial examples
+    jobs = [(t, s, e) for t in threats for s in specs for e in attack_budgets(recipe, s, eps)]
+    for threat, spec, e in track(jobs, "attacks", total=len(jobs)):
+        for name, defense in setup.defenses.items():
+            if threat == "transfer" and setup.surrogate is None:
+                continue
+            t0 = time.perf_counter()
+            x_adv = _adversarial(setup, threat, spec, e, name, defense, cache)
+            ok = _predict(_deployed(defense, clf), x_adv, setup.batch) == y
+            rows.append(_row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
+                             norm=get_attack(spec.name).norm))
+            correct[(name, spec.label(), e, threat)] = ok
+
+    rows += _worst_case(correct, setup)
+    rows += _sanity(setup, threats)
+    for probe in probes or []:
+        rows += _probe_rows(setup, probe, specs, eps, cache)
+    return {
+        "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
+        "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
+        "rows": rows, "warnings": masking_warnings(rows), "seconds": time.perf_counter() - start,
+        "sources": {k: (v.source.strip() if v is not None else "none") for k, v in setup.defenses.items()},
+    }
+
+
+def _select_attacks(recipe: Recipe, names) -> list[AttackSpec]:
+    if not names:
+        return list(recipe.eval.attacks)
+    by_name = {s.name: s for s in recipe.eval.attacks}
+    out = []
+    for name in names:
+        info = get_attack(name)
+        out.append(by_name.get(info.name, AttackSpec(name=info.name)))
+    return out
+
+
+def _adversarial(setup: Setup, threat, spec, e, name, defense, cache):
+    x, y, clf, b = setup.x, setup.y, setup.classifier, setup.batch
+    seed = (setup.seed, threat, spec.label(), e)
+    if threat == "graybox" or (defense is None and threat in ("whitebox", "adaptive")):
+        key = ("graybox", spec.label(), e)
+        if key not in cache:
+            cache[key] = _attack(clf, spec, x, y, e, batch=b, eot=1, seed=seed)
+        return cache[key]
+    if threat == "transfer":
+        key = ("transfer", spec.label(), e)
+        if key not in cache:
+            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed)
+        return cache[key]
+    if threat == "whitebox":
+        return _attack(_deployed(defense, clf), spec, x, y, e, batch=b, eot=1, seed=seed)
+    if threat == "adaptive":
+        eot = setup.eot if defense.random else 1
+        return _attack(_attack_view(defense, clf), spec, x, y, e, batch=b, eot=eot, seed=seed)
+    raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
+
+
+def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> dict:
+    return {"defense": defense, "attack": attack, "eps": float(eps), "threat": threat,
+            "accuracy": float(ok.float().mean()), "n": int(ok.numel()), "seconds": round(seconds, 3), **extra}
+
+
+def _worst_case(correct: dict, setup: Setup) -> list[dict]:
+    """Per sample: robust only if every L-inf attack at that eps failed."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for (name, attack, e, threat), ok in correct.items():
+        if attack.split("(")[0] in ATTACKS and ATTACKS[attack.split("(")[0]].norm == "linf":
+            groups.setdefault((name, e, threat), []).append(ok)
+    rows = []
+    for (name, e, threat), oks in groups.items():
+        rows.append(_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks)))
+    return rows
+
+
+def _sanity(setup: Setup, threats) -> list[dict]:
+    """PGD with an unbounded budget through each defense: a working attack ends near 0%."""
+    rows = []
+    spec = AttackSpec(name="pgd", params={"steps": 40, "step": 0.05})
+    m = min(len(setup.x), 200)
+    x, y = setup.x[:m], setup.y[:m]
+    for name, defense in setup.defenses.items():
+        if defense is None:
+            continue
+        for threat in ("whitebox", "adaptive"):
+            if threat not in threats:
+                continue
+            t0 = time.perf_counter()
+            model = _deployed(defense, setup.classifier) if threat == "whitebox" else _attack_view(defense, setup.classifier)
+            eot = setup.eot if (threat == "adaptive" and defense.random) else 1
+            x_adv = _attack(model, spec, x, y, SANITY_EPS, batch=setup.batch, eot=eot, seed=(setup.seed, "sanity"))
+            ok = _predict(_deployed(defense, setup.classifier), x_adv, setup.batch) == y
+            rows.append(_row(name, spec.label(), SANITY_EPS, threat, ok, time.perf_counter() - t0, sanity=True))
+    return rows
+
+
+def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
+    """Apply a pipeline to the perturbation only: x + P(x_adv - x), then classify (graybox)."""
+    from ..api import compile as fif_compile
+    P = fif_compile(probe, input_shape=tuple(setup.x.shape[1:]), kind="features", name="<probe>").to(setup.device).eval()
+    rows = []
+    for spec in specs:
+        if get_attack(spec.name).norm != "linf":
+            continue
+        for e in attack_budgets(setup.recipe, spec, eps):
+            key = ("graybox", spec.label(), e)
+            if key not in cache:
+                cache[key] = _attack(setup.classifier, spec, setup.x, setup.y, e, batch=setup.batch, eot=1,
+                                     seed=(setup.seed, "graybox", spec.label(), e))
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                torch.manual_seed(_seed(setup.seed, "probe", e))
+                eta = cache[key] - setup.x
+                x_p = (setup.x + P(eta)).clamp(0, 1)
+            ok = _predict(setup.classifier, x_p, setup.batch) == setup.y
+            rows.append(_row(f"probe: {P.source.strip()}", spec.label(), e, "probe", ok, time.perf_counter() - t0))
+    return rows

@@ -1,0 +1,370 @@
+"""`run_training`: one run of a recipe's train section, in its run directory.
+
+    summary = run_training(fif.load_recipe("recipes/tiny.fif"), seed=0)
+
+runs/<recipe>/train/ (or --out DIR) holds:
+  checkpoint.safetensors   every model, optimizer state, RNG states, position (stage, epoch, step);
+                           written every N steps and at the end of each epoch, atomically
+  defense.safetensors      the trained defense (`fif.load` reads it); <variant>.safetensors for
+                           each learnable variant; classifier.safetensors / classifier_<i>.safetensors
+                           when stages fine-tune the classifier
+  log.jsonl                one line per optimizer step: target, stage, member, epoch, step, t,
+                           loss, terms, lr, seconds
+  manifest.json            recipe text, seed, versions, git commit, device, command line
+`--resume` continues from the checkpoint and, on CPU, ends with the same bytes as a run that was
+never interrupted; it refuses a checkpoint made from another recipe text, seed or --only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FifError, diagnostic
+from ..models import atomic_write_json
+from .checkpoint import Checkpoint, save_checkpoint, save_module, save_pipeline
+from .context import Context, check_device, derive_seed
+from .loop import UnitState, finite_weights, train_unit
+from .record import command_line, first_difference, fingerprint, manifest, now
+from .stages import (classifier_params, declared_lets, defense_params, nothing_to_train, plan_units,
+                     unknown_pipeline)
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def default_run_dir(recipe, runs=None) -> Path:
+    return Path(runs if runs is not None else "runs") / recipe.name / "train"
+
+
+def trained_weights(recipe, which: str = "defense", runs=None) -> Path | None:
+    """Where `fif train` left the final weights of `which` (defense, a variant, classifier,
+    classifier_<i>): runs/<recipe>/train/<which>.safetensors, or None when there are none."""
+    path = default_run_dir(recipe, runs) / f"{which}.safetensors"
+    return path if path.is_file() else None
+
+
+@contextmanager
+def _deterministic():
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def run_training(recipe, *, out=None, seed: int = 0, device: str = "cpu", resume: bool = False,
+                 checkpoint_every: int = 50, only: str | None = None) -> dict:
+    """Train what `recipe` marks learnable, stage by stage; return a summary dict (per unit:
+    target, stage, member, epochs, steps, loss, seconds; files written). `recipe` is a Recipe or
+    a path. Raises FifError: E420 nothing to train, E423 a bad stage setting, E424 a checkpoint
+    that cannot be resumed, E404 NaN in the data, E510 a NaN/inf loss, E520 no such device."""
+    from ..recipe import Recipe, load_recipe
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    device = check_device(device)
+    if int(checkpoint_every) < 1:
+        raise FifError(diagnostic("E423", f"checkpoint_every must be >= 1, got {checkpoint_every}"))
+    if not recipe.train:
+        raise nothing_to_train(recipe)
+    out = Path(out) if out is not None else default_run_dir(recipe)
+    with _deterministic():
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2 ** 32))
+        random.seed(seed)
+        run = Run(recipe, out=out, seed=seed, device=device, checkpoint_every=int(checkpoint_every), only=only)
+        threads = torch.get_num_threads()
+        try:
+            return run.start(resume)
+        finally:
+            torch.set_num_threads(threads)
+
+
+class Run:
+    """The state of one run: models, units, position, run directory."""
+
+    def __init__(self, recipe, *, out: Path, seed: int, device: str, checkpoint_every: int, only: str | None):
+        self.recipe, self.out, self.seed, self.device = recipe, out, seed, device
+        self.every, self.only = checkpoint_every, only
+        self.ctx = Context(recipe, seed=seed, device=device)
+        names = list(recipe.defenses())
+        if only is not None and only not in names:
+            raise unknown_pipeline(recipe, only)
+        selected = [only] if only is not None else names
+        self.compiled = {}
+        for name in dict.fromkeys(selected + ["defense"]):
+            torch.manual_seed(derive_seed(seed, "init", name))
+            self.compiled[name] = recipe.compile(name, input_shape=self.ctx.input_shape).to(device)
+        self.targets = [t for t in selected if self.compiled[t].learnable]
+        if only is not None and not self.targets and any(s.params != "classifier" for s in recipe.train):
+            from .context import stage_error
+            stage = next(s for s in recipe.train if s.params != "classifier")
+            raise stage_error(recipe, stage.name, "params", "E420",
+                              f"--only {only}: '{only}' has no learnable weights, so stage '{stage.name}' "
+                              "trains nothing",
+                              "pick a learnable pipeline with --only, or leave --only out")
+        self.lets = declared_lets(recipe)
+        self.chain: dict[int, torch.nn.Module] = {}
+        self.classifier_tuned = False
+        self.units, self.skipped = plan_units(
+            recipe, ctx=self.ctx, compiled=self.compiled, targets=self.targets, compile_expr=self._compile_expr,
+            lets=self.lets, classifier_for=self._classifier_for, defense_for=self._defense_for)
+        self.done: list[dict] = []
+        self.global_step = 0
+        self.last_ckpt: str | None = None
+        self.log_file = None
+        self.resumed = False
+        self.notes: list[str] = []
+
+    # -- models ----------------------------------------------------------------------------
+    def _compile_expr(self, node):
+        from ..build import build
+        from ..kinds import TensorKind
+        from ..passes import analyze
+        r = self.recipe
+        try:
+            plan = analyze(r.program, TensorKind("image", *self.ctx.input_shape), expression=node,
+                           decls=r.declarations())
+        except FifError as e:
+            raise e.with_source(r.source, r.file) from None
+        if plan.out != plan.input_kind:
+            raise FifError(diagnostic("E322", f"an input pipeline must give back an image like its input, "
+                                      f"{plan.input_kind}; this one gives {plan.out}", getattr(node, "span", None),
+                                      file=r.file, source=r.source,
+                                      hint="keep the input's channel count, and end features with `-> clamp`"))
+        return build(plan).to(self.device)
+
+    def _current_classifier(self, u):
+        if u.member:
+            return self.chain[u.member]
+        return self.ctx.classifier()
+
+    def _classifier_for(self, u):
+        return self._current_classifier(u) if u.trains == "classifier" else self.ctx.classifier()
+
+    def _defense_for(self, u):
+        return self.compiled[u.target] if u.trains == "defense" else self.compiled["defense"]
+
+    def models(self) -> dict:
+        ms = {f"pipeline.{t}": self.compiled[t] for t in self.targets}
+        if self.classifier_tuned:
+            ms["classifier"] = self.ctx.classifier()
+        ms.update({f"chain.{j}": m for j, m in sorted(self.chain.items())})
+        return ms
+
+    def _prepare(self, u):
+        """(module trained, pipeline the losses run through, classifier, trainable parameters)."""
+        if u.trains == "defense":
+            pipeline = self.compiled[u.target]
+            clf = self.ctx.classifier() if any(t.name in ("ce", "feature", "rep") for t in u.terms) else None
+            pipeline.requires_grad_(False)
+            params = defense_params(pipeline, u.stage, self.lets)[0]
+            if clf is not None:
+                clf.requires_grad_(False)
+                clf.eval()
+            model = pipeline
+        else:
+            if u.member:
+                if 0 not in self.chain:
+                    self.chain[0] = copy.deepcopy(self.ctx.classifier())
+                if u.member not in self.chain:
+                    self.chain[u.member] = copy.deepcopy(self.chain[u.member - 1])
+                model = self.chain[u.member]
+            else:
+                model = self.ctx.classifier()
+                self.classifier_tuned = True
+            model.requires_grad_(False)
+            params = classifier_params(model, u.stage)
+            pipeline, clf = None, model
+        for p in params:
+            p.requires_grad_(True)
+        return model, pipeline, clf, params
+
+    # -- files -----------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        self.log_file.write(json.dumps(record) + "\n")
+        self.log_file.flush()
+
+    def last_checkpoint(self) -> str | None:
+        return self.last_ckpt
+
+    def after_step(self, u, state: UnitState, opt, end_of_epoch: bool) -> None:
+        self.global_step += 1
+        if end_of_epoch or self.global_step % self.every == 0:
+            self.checkpoint(u.index, state, opt)
+
+    def checkpoint(self, unit_index: int, state: UnitState | None, opt, complete: bool = False) -> None:
+        self._check_weights(unit_index, state)
+        self.log_file.flush()
+        info = {"recipe": self.recipe.name, "recipe_text": self.recipe.source, "seed": self.seed,
+                "only": self.only, "device": self.device, "unit": unit_index,
+                "unit_key": self.units[unit_index].key if unit_index < len(self.units) else None,
+                "state": state.to_dict() if state is not None else None, "done": self.done,
+                "global_step": self.global_step, "log_bytes": self.log_file.tell(),
+                "classifier_tuned": self.classifier_tuned, "complete": complete,
+                "threads": torch.get_num_threads()}
+        save_checkpoint(self.out / CHECKPOINT, models=self.models(), optimizer=opt, info=info)
+        if complete or unit_index >= len(self.units):
+            where = "the end of training"
+        else:
+            u = self.units[unit_index]
+            where = f"stage '{u.stage.name}'" + (f" [{u.target}]" if u.target not in (None, "defense") else "")
+            if u.member:
+                where += f" #{u.member}"
+            if state is None:
+                where += ", before it starts"
+            elif state.step == 0:
+                where += f", end of epoch {state.epoch}"
+            else:
+                where += f", epoch {state.epoch + 1}, step {state.step}"
+        self.last_ckpt = f"{self.out / CHECKPOINT} ({where})"
+
+    def _check_weights(self, unit_index: int, state: UnitState | None = None) -> None:
+        bad = finite_weights(self.models())
+        if bad is not None:
+            u = self.units[min(unit_index, len(self.units) - 1)]
+            when = ""
+            if state is not None:
+                when = (f", epoch {state.epoch + 1}, step {state.step}" if state.step
+                        else f", end of epoch {state.epoch}") + f" (optimizer step {state.t} of the stage)"
+            kept = f"the last good checkpoint is kept: {self.last_ckpt}" if self.last_ckpt else \
+                "no checkpoint had been written yet"
+            from .context import stage_error
+            raise stage_error(self.recipe, u.stage.name, "optim", "E510",
+                              f"stage '{u.stage.name}'{when}: weights became NaN or infinite ({bad}); training "
+                              f"stopped without saving them, and {kept}",
+                              "lower the learning rate (optim = adam(lr=...))")
+
+    def _manifest(self) -> dict:
+        return manifest(self.recipe, seed=self.seed, device=self.device, only=self.only,
+                        checkpoint_every=self.every, targets=self.targets)
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self, resume: bool) -> dict:
+        path = self.out / CHECKPOINT
+        start_unit, state, ck = 0, None, None
+        if resume:
+            ck = self._open_checkpoint(path)
+            start_unit, state = self._restore(ck)
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for stale in (path, self.out / "log.jsonl"):
+                if stale.exists():
+                    stale.unlink()
+            self.log_file = open(self.out / "log.jsonl", "a", encoding="utf-8")
+            atomic_write_json(self.out / "manifest.json", self._manifest())
+        try:
+            for u in self.units[start_unit:]:
+                model, pipeline, clf, params = self._prepare(u)
+                resuming = state is not None and u.index == start_unit
+                if not resuming:
+                    state = UnitState(init=fingerprint(model))
+                restore = ck.load_optimizer if resuming and ck is not None and "optim" in ck.meta else None
+                state = train_unit(u, ctx=self.ctx, model=model, params=params, pipeline=pipeline, classifier=clf,
+                                   hooks=self, state=state, restore=restore)
+                self.done.append({"target": u.target or "classifier", "stage": u.stage.name, "member": u.member,
+                                  "epochs": u.stage.epochs, "steps": state.t,
+                                  "loss": state.epoch_losses[-1] if state.epoch_losses else None,
+                                  "epoch_losses": state.epoch_losses, "seconds": round(state.seconds, 3),
+                                  "init": state.init, "final": fingerprint(model)})
+                state = None
+                self.checkpoint(u.index + 1, None, None, complete=u.index + 1 == len(self.units))
+            return self._finish()
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+
+    def _open_checkpoint(self, path: Path) -> Checkpoint:
+        if not path.is_file():
+            raise FifError(diagnostic("E424", f"nothing to resume: there is no checkpoint at {path}",
+                                      file=self.recipe.file,
+                                      hint="run without --resume to start, or pass the --out of the interrupted run"))
+        try:
+            ck = Checkpoint(path)
+        except ValueError as e:
+            raise FifError(diagnostic("E424", f"cannot resume from {path}: {e}", file=str(path),
+                                      hint="start afresh without --resume")) from None
+        info, diffs = ck.info, []
+        if info.get("seed") != self.seed:
+            diffs.append(f"it was made with --seed {info.get('seed')}, this run has --seed {self.seed}")
+        if info.get("recipe_text") != self.recipe.source:
+            diffs.append("the recipe changed since: "
+                         + first_difference(info.get("recipe_text") or "", self.recipe.source))
+        if info.get("only") != self.only:
+            diffs.append(f"it was made with --only {info.get('only')}, this run has --only {self.only}")
+        if diffs:
+            raise FifError(diagnostic("E424", f"will not resume from {path}: " + "; ".join(diffs),
+                                      file=self.recipe.file,
+                                      hint="resume with the same recipe and flags, or start afresh without --resume"))
+        return ck
+
+    def _restore(self, ck: Checkpoint):
+        info = ck.info
+        self.classifier_tuned = bool(info.get("classifier_tuned"))
+        for name in ck.models:
+            kind, _, rest = name.partition(".")
+            if kind == "pipeline":
+                ck.load_model(name, self.compiled[rest])
+            elif kind == "classifier":
+                ck.load_model(name, self.ctx.classifier())
+            elif kind == "chain":
+                m = copy.deepcopy(self.ctx.classifier())
+                ck.load_model(name, m)
+                self.chain[int(rest)] = m
+        ck.load_rng()
+        threads = info.get("threads")
+        if threads and threads != torch.get_num_threads():
+            # CPU results depend on the thread count; match the interrupted run's to end bit-identical
+            self.notes.append(f"using {threads} CPU threads, as the interrupted run did "
+                              f"(not {torch.get_num_threads()})")
+            torch.set_num_threads(int(threads))
+        self.done, self.global_step, self.resumed = list(info["done"]), int(info["global_step"]), True
+        with open(self.out / "log.jsonl", "ab") as f:
+            f.truncate(int(info["log_bytes"]))
+        self.log_file = open(self.out / "log.jsonl", "a", encoding="utf-8")
+        self.last_ckpt = f"{self.out / CHECKPOINT}"
+        mpath = self.out / "manifest.json"
+        record = json.loads(mpath.read_text()) if mpath.is_file() else self._manifest()
+        record.setdefault("resumes", []).append({
+            "command": command_line(), "device": self.device, "at": now(),
+            "from": {"unit": info["unit_key"], "state": info["state"]}})
+        atomic_write_json(mpath, record)
+        state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
+        return int(info["unit"]), state
+
+    def _finish(self) -> dict:
+        self._check_weights(len(self.units))
+        files = []
+        trained = {u.target for u in self.units if u.target is not None}
+        for t in self.targets:
+            if t in trained:
+                save_pipeline(self.compiled[t], self.out / f"{t}.safetensors")
+                files.append(str(self.out / f"{t}.safetensors"))
+        meta = {"recipe": self.recipe.name, "data": self.recipe.data.name,
+                "arch": self.recipe.classifier.arch}
+        if self.classifier_tuned:
+            save_module(self.ctx.classifier(), self.out / "classifier.safetensors", meta)
+            files.append(str(self.out / "classifier.safetensors"))
+        for j, m in sorted(self.chain.items()):
+            save_module(m, self.out / f"classifier_{j}.safetensors", {**meta, "member": str(j)})
+            files.append(str(self.out / f"classifier_{j}.safetensors"))
+        mpath = self.out / "manifest.json"
+        if mpath.is_file():
+            record = json.loads(mpath.read_text())
+            record["finished"] = now()
+            record["files"] = [Path(f).name for f in files]
+            atomic_write_json(mpath, record)
+        skipped = [s for s in self.skipped]
+        untrained = [t for t in self.targets if t not in trained]
+        return {"recipe": self.recipe.name, "out": str(self.out), "seed": self.seed, "device": self.device,
+                "resumed": self.resumed, "notes": self.notes, "stages": self.done, "skipped": skipped,
+                "untrained": untrained,
+                "seconds": round(sum(d["seconds"] for d in self.done), 3), "files": files,
+                "log": str(self.out / "log.jsonl"), "checkpoint": str(self.out / CHECKPOINT)}
