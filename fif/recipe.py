@@ -331,7 +331,14 @@ def _recipe_field(conv, e: n.FieldEntry, fields, spans):
     if e.name in ("defense",):
         fields["defense"] = v
     elif e.name == "data":
-        name, kwargs = _named_call(conv, v)
+        # mnist5k(train=..), "digits.npz", or npz("digits.npz", train=..) / folder("images/", ...)
+        if isinstance(v, n.Call) and v.name in ("npz", "folder"):
+            _, kwargs = conv.call(v, positional=("path",))
+            if not isinstance(kwargs.get("path"), str):
+                conv.fail("E410", f"{v.name}(...) needs a path string first, e.g. {v.name}(\"data/digits.npz\")", v.span)
+            name = kwargs.pop("path")
+        else:
+            name, kwargs = _named_call(conv, v)
         fields["data"] = {"name": name, **kwargs}
         _spans_for_args(v, ("data",), spans)
     elif e.name == "classifier":

@@ -1,0 +1,82 @@
+"""Recipes: the shipped ones load and compile; bad recipes give positioned E4xx errors."""
+
+from pathlib import Path
+
+import pytest
+
+import fif
+from fif.recipe import recipe_from_text
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_load_compile_and_are_canonical(path):
+    text = path.read_text()
+    assert fif.format(text) == text, f"run: fif fmt {path}"
+    r = fif.load_recipe(path)
+    for which in r.defenses():
+        p = r.compile(which)
+        assert p.output_shape == p.input_shape
+
+
+def test_recipe_fields_are_read():
+    r = recipe_from_text("""recipe r {
+  data = npz("digits.npz", train=100, test=20, seed=3)
+  classifier = lenet(epochs=2, adversarial=0.2)
+  defense = bitdepth(2)
+  train { stage s { inputs = noisy(sigma=0.1); loss = l1 + 0.5 * mse; epochs = 2; optim = adamw(lr=0.001) } }
+  eval { attacks = [pgd(steps=5), apgd]; eps = 0.1; threat = adaptive; l2_eps = [1.5]; eot = 4 }
+  variants { b4 = bitdepth(4) }
+}""")
+    assert (r.data.name, r.data.train, r.data.test, r.data.seed) == ("digits.npz", 100, 20, 3)
+    assert r.classifier.arch == "lenet" and r.classifier.adversarial.eps == 0.2
+    assert [a.label() for a in r.eval.attacks] == ["pgd(steps=5)", "apgd"]
+    assert r.eval.eps == [0.1] and r.eval.threat == ["adaptive"] and r.eval.eot == 4
+    (stage,) = r.train
+    assert stage.inputs.kind == "noisy" and [(t.name, t.weight) for t in stage.loss] == [("l1", 1.0), ("mse", 0.5)]
+    assert list(r.variants) == ["b4"]
+
+
+BAD = [
+    ("recipe r { defense = conv(4) }", "E322", 1, 22),
+    ("recipe r {\n  data = mnist5k\n}", "E402", 1, 8),
+    ("recipe r {\n  defens = id\n}", "E416", 2, 3),
+    ("recipe r {\n  defense = id\n  evaluate { n = 3 }\n}", "E416", 3, 3),
+    ("recipe r {\n  defense = id\n  eval { eps = [2] }\n}", "E415", 3, 10),
+    ("recipe r {\n  defense = id\n  eval { attack = [fgsm] }\n}", "E415", 3, 10),
+    ("recipe r {\n  defense = id\n  eval { attacks = [pgdd] }\n}", "E251", 3, 21),
+    ("recipe r {\n  defense = id\n  eval { threat = [blackbox] }\n}", "E415", 3, 10),
+    ("recipe r {\n  defense = id\n  classifier = smallcn\n}", "E202", 3, 16),
+    ("recipe r {\n  defense = id\n  classifier = smallcnn(epochs=0)\n}", "E415", 3, 25),
+    ("recipe r {\n  defense = id\n  defense = id\n}", "E414", 3, 3),
+    ("recipe r {\n  defense = dwt -> <XX: id> -> idwt\n}", "E311", 2, 21),
+    ("recipe r {\n  data = npz(3)\n  defense = id\n}", "E410", 2, 10),
+    ("recipe r {\n  defense = id\n  variants { let a = id }\n}", "E417", 3, 14),
+    ("recipe a { defense = id }\nrecipe b { defense = id }", "E413", 2, 1),
+]
+
+
+@pytest.mark.parametrize("text,code,line,col", BAD, ids=[b[1] + "-" + str(i) for i, b in enumerate(BAD)])
+def test_bad_recipes_are_positioned(text, code, line, col):
+    with pytest.raises(fif.FifError) as e:
+        r = recipe_from_text(text, "r.fif")
+        for which in r.defenses():
+            r.compile(which, input_shape=(1, 28, 28))
+    assert (e.value.code, e.value.line, e.value.column) == (code, line, col), e.value.render()
+    assert e.value.render().startswith(f"r.fif:{line}:{col}: error[{code}]")
+
+
+def test_missing_recipe_file_suggests_neighbours(tmp_path):
+    (tmp_path / "bitdepth.fif").write_text("recipe b { defense = id }\n")
+    with pytest.raises(fif.FifError) as e:
+        fif.load_recipe(tmp_path / "bitdeph.fif")
+    assert e.value.code == "E401" and "bitdepth.fif" in e.value.hint
+
+
+def test_compile_cli_uses_the_recipe_data_shape(tmp_path):
+    from click.testing import CliRunner
+    from fif.cli import main
+    res = CliRunner().invoke(main, ["compile", str(RECIPES[0]), "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"input": "image[1,28,28]"' in res.output
