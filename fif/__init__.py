@@ -16,9 +16,15 @@ __all__ = ["parse", "format", "compile", "load", "load_recipe", "register_op", "
            "AttackView", "FifError", "Diagnostic", "Recipe", "__version__"]
 
 
+_SUBMODULES = ("attacks", "data", "models", "evaluate", "train", "recipe", "registry", "syntax", "ops")
+
+
 def __getattr__(name):
-    # Recipes pull in pydantic models; load them on first use.
+    # Recipes, attacks, data and training load on first use, so `import fif` stays light.
     if name in ("load_recipe", "Recipe"):
         from . import recipe
         return getattr(recipe, name)
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'fif' has no attribute {name!r}")

@@ -68,9 +68,13 @@ def test_masking_warnings_fire_on_the_two_signs_only():
             _row("ok", "pgd", 1.0, "adaptive", 0.00, sanity=True),
             _row("d", "pgd", 1.0, "whitebox", 0.60, sanity=True)]
     w = masking_warnings(rows)
-    assert any(s.startswith("d: whitebox pgd at eps 0.3") for s in w)
+    assert any(s.startswith("d: whitebox accuracy is far above adaptive in 1 of") and "pgd at eps 0.3" in s for s in w)
     assert any("unbounded" in s and s.startswith("d:") for s in w)
     assert not any(s.startswith("ok:") for s in w)
+    rising = [_row("r", "pgd", 0.1, "adaptive", 0.2), _row("r", "pgd", 0.3, "adaptive", 0.6),
+              _row("r", "deepfool", 0.1, "adaptive", 0.2), _row("r", "deepfool", 0.3, "adaptive", 0.6)]
+    w = masking_warnings(rising)
+    assert len(w) == 1 and "rises" in w[0] and "pgd" in w[0]   # minimal-norm attacks may rise
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,7 @@ def test_eval_shows_the_expected_picture(small_results):
     assert acc[("four_levels", pgd, 0.3, "whitebox")] > 0.6         # rounding hides the gradient...
     assert acc[("four_levels", pgd, 0.3, "adaptive")] < 0.2         # ...and BPDA finds it
     assert acc[("defense", pgd, 0.3, "adaptive")] > 0.4             # binarizing really helps
-    assert any(w.startswith("four_levels: whitebox") for w in small_results["warnings"])
+    assert any(w.startswith("four_levels: whitebox accuracy is far above adaptive") for w in small_results["warnings"])
     worst = acc[("defense", "worst", 0.3, "adaptive")]
     assert worst <= min(acc[("defense", a, 0.3, "adaptive")] for a in ("fgsm", pgd))
 
