@@ -157,3 +157,26 @@ def test_learnable_defense_without_training_is_refused(tmp_path):
     with pytest.raises(fif.FifError) as e:
         run_eval(fif.load_recipe(path), n=10, runs=tmp_path / "runs")
     assert e.value.code == "E421"
+
+
+def test_eval_uses_what_train_produced_without_flags(tmp_path, monkeypatch):
+    """`fif train R` then `fif eval R` in the same folder: the trained weights are picked up."""
+    recipe = tmp_path / "den.fif"
+    recipe.write_text("""recipe den {
+  data = mnist5k(train=600, test=100)
+  classifier = smallcnn(width=8, epochs=2, lr=0.003)
+  defense = residual { conv(4) -> conv(out=input) } -> clamp
+  train { stage s { inputs = noisy(sigma=0.2); loss = l1; epochs = 1; limit = 128; batch = 32 } }
+  eval { attacks = [fgsm]; eps = [0.1]; threat = [graybox]; n = 20 }
+}
+""")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(main, ["eval", str(recipe)])
+    assert res.exit_code == 1 and "E421" in res.output          # nothing trained yet
+    res = runner.invoke(main, ["train", str(recipe), "--seed", "0"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["eval", str(recipe)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "runs/den/eval/results.json").read_text())
+    assert data["weights"]["defense"].endswith("runs/den/train/defense.safetensors")
