@@ -74,13 +74,21 @@ def tables(results: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
         cols.sort(key=lambda c: (c[0] == "worst", 0))
         index = {(r["defense"], r["attack"], r["eps"]): r["accuracy"] for r in sub}
         names = [d for d in dict.fromkeys(r["defense"] for r in sub)] if threat == "probe" else defenses
-        header = ["defense", "clean"] + [f"{a} {e:g}" for a, e in cols]
+        short = short_labels([a for a, _ in cols])
+        header = ["defense", "clean"] + [f"{short[a]} {e:g}" for a, e in cols]
         body = []
         for d in names:
             body.append([d, _pct(clean[d]) if d in clean else "-"] +
                         [_pct(index[(d, a, e)]) if (d, a, e) in index else "-" for a, e in cols])
         out[threat] = (header, body)
     return out
+
+
+def short_labels(labels) -> dict[str, str]:
+    """`pgd(steps=40, step=0.01)` -> `pgd` for table headers, unless two labels share a name."""
+    names = [label.split("(")[0] for label in labels]
+    return {label: name if names.count(name) == 1 or label == name else label
+            for label, name in zip(labels, names)}
 
 
 def _md_table(header, body) -> str:
@@ -121,7 +129,8 @@ def markdown(record: dict) -> str:
         lines.append("")
         lines.append(_md_table(header, body))
         lines.append("")
-    lines.append("`worst`: a sample counts as robust only if every L-inf attack at that eps failed on it. "
+    lines.append("Attacks: " + "; ".join(f"`{a}`" for a in record["attacks"]) + ". "
+                 "`worst`: a sample counts as robust only if every L-inf attack at that eps failed on it. "
                  "L2 attacks (cw) use the l2_eps budgets.")
     lines.append("")
     sanity = [r for r in record["rows"] if r.get("sanity")]

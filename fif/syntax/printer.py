@@ -92,9 +92,14 @@ def _group(g: n.Group) -> str:
 
 
 def _value(node, lead: str, indent: str) -> list[str]:
-    """`lead + value`, breaking a long pipeline before each '->'."""
+    """`lead + value`, breaking a long pipeline before each '->' and a long list after each item."""
     one = lead + expr(node)
-    if len(one) <= WIDTH or not isinstance(node, n.Seq):
+    if len(one) <= WIDTH:
+        return [one]
+    if isinstance(node, n.ListLit) and node.items:
+        inner = indent + INDENT
+        return [lead + "["] + [f"{inner}{expr(i)}," for i in node.items] + [indent + "]"]
+    if not isinstance(node, n.Seq):
         return [one]
     steps = [_wrap(s, _PREC_UNARY) for s in node.steps]
     cont = indent + INDENT * 2
