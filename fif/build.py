@@ -28,6 +28,7 @@ class OpNode(nn.Module):
         self.random = step.random
         self.inner = inner
         self._surrogate = surrogate
+        self.branches: list[nn.Module] = []  # a block op's sub-pipelines (registered inside `inner`)
 
     def forward(self, x):
         if self.differentiable or not ATTACK_VIEW.get():
@@ -98,10 +99,10 @@ def build_step(step, shared: nn.ModuleDict) -> nn.Module:
     args = step.kwargs
     if isinstance(step, BlockStep):
         branches = [build_step(b, shared) for b in step.branches]
-        inner = spec.build(args, step.inp, step.out, branches)
-    else:
-        inner = spec.build(args, step.inp, step.out)
-    return OpNode(step, inner, spec.surrogate)
+        node = OpNode(step, spec.build(args, step.inp, step.out, branches), spec.surrogate)
+        node.branches = branches
+        return node
+    return OpNode(step, spec.build(args, step.inp, step.out), spec.surrogate)
 
 
 def build(plan: Plan):

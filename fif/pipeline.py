@@ -123,7 +123,10 @@ def _param_counts(p: Pipeline) -> dict[str, int]:
             for name, m in module.parts.items():
                 walk(m, f"{path}.{name}" if path else name)
         elif isinstance(module, OpNode):
-            counts[path or "0"] = sum(t.numel() for t in module.parameters())
+            inside = sum(t.numel() for b in module.branches for t in b.parameters())
+            counts[path or "0"] = sum(t.numel() for t in module.parameters()) - inside
+            for i, b in enumerate(module.branches):
+                walk(b, f"{path}.b{i}" if path else f"b{i}")
 
     for name, m in p.shared.items():
         walk(m, name)

@@ -408,3 +408,12 @@ def test_random_valid_pipelines_compile_and_run(src, channels):
     y.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert fif.compile(repr(p), input_shape=shape).source == p.source
+
+
+def test_stage_table_counts_weights_where_they_live():
+    p = fif.compile("mean { conv(2) -> conv(out=input) | conv(out=input) } -> clamp")
+    rows = {r["stage"]: r for r in p.stages()}
+    assert rows["0"]["op"] == "mean" and rows["0"]["weights"] == 0
+    assert (rows["0.b0.0"]["weights"], rows["0.b0.1"]["weights"], rows["0.b1"]["weights"]) == (20, 19, 10)
+    assert sum(r["weights"] for r in rows.values()) == sum(t.numel() for t in p.parameters())
+    assert list(rows["0.b0.0"]["params"]) == ["out", "k", "depth", "act", "width"]   # declared order

@@ -78,7 +78,7 @@ def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: Diagnostic
                 ok = False
             else:
                 bound[p.name] = _freeze(p.default)
-    return bound if ok else None
+    return {p.name: bound[p.name] for p in params} if ok else None
 
 
 def _flag(value, by_name):
