@@ -158,9 +158,6 @@ class DiagnosticSink:
     def add(self, code: str, message: str, span: Span | None = None, *, hint: str | None = None):
         self.items.append(diagnostic(code, message, span, hint=hint))
 
-    def extend(self, err: FifError):
-        self.items.extend(err.diagnostics)
-
     def raise_if_any(self):
         if self.items:
             raise FifError(self.items)

@@ -50,20 +50,10 @@ class PartMapStep:
 
 
 @dataclass(frozen=True)
-class BlockStep:
-    op: str
-    args: tuple[tuple[str, Any], ...]
-    branches: tuple["Step", ...]
-    inp: Kind
-    out: Kind
-    learnable: bool
-    differentiable: bool
-    random: bool
-    span: Span = field(compare=False, repr=False, default=None)
+class BlockStep(OpStep):
+    """A block op `name(args) { p | q }`: an op step with sub-pipelines."""
 
-    @property
-    def kwargs(self) -> dict:
-        return dict(self.args)
+    branches: tuple["Step", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +114,11 @@ class Plan:
 
 def _walk(step: Step, path: str):
     join = (lambda p, q: f"{p}.{q}" if p else str(q))
-    if isinstance(step, OpStep):
+    if isinstance(step, BlockStep):
+        yield path or "0", step
+        for i, s in enumerate(step.branches):
+            yield from _walk(s, join(path, f"b{i}"))
+    elif isinstance(step, OpStep):
         yield path or "0", step
     elif isinstance(step, SeqStep):
         for i, s in enumerate(step.steps):
@@ -132,10 +126,6 @@ def _walk(step: Step, path: str):
     elif isinstance(step, PartMapStep):
         for name, s in step.parts:
             yield from _walk(s, join(path, name))
-    elif isinstance(step, BlockStep):
-        yield path or "0", step
-        for i, s in enumerate(step.branches):
-            yield from _walk(s, join(path, f"b{i}"))
     elif isinstance(step, SharedStep):
         return
 

@@ -24,9 +24,6 @@ from .syntax import nodes as n
 from .syntax.parser import parse
 from .syntax.printer import expr as show, format_program
 
-THREATS = ("graybox", "whitebox", "adaptive", "transfer")
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 

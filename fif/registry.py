@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .errors import FifError, diagnostic, did_you_mean
-from .kinds import Kind, TensorKind
+from .errors import FifError, diagnostic
+from .kinds import Kind
 
 REQUIRED = object()
 
@@ -204,10 +204,6 @@ def all_ops() -> dict[str, OpSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def suggest_op(name: str) -> str | None:
-    return did_you_mean(name, all_ops())
-
-
 _LOADED = False
 
 
@@ -216,13 +212,3 @@ def _ensure_builtin_ops():
     if not _LOADED:
         _LOADED = True
         from . import ops  # noqa: F401  (registers the built-in catalog)
-
-
-def same_kind_as_input(inp: Kind, args: dict, ctx) -> Kind:
-    return inp
-
-
-def tensor_kind(inp: Kind, what: str) -> TensorKind:
-    if not isinstance(inp, TensorKind):
-        raise KindError("E301", f"{what} needs an image or features, got {inp}")
-    return inp

@@ -180,3 +180,21 @@ def test_eval_uses_what_train_produced_without_flags(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "runs/den/eval/results.json").read_text())
     assert data["weights"]["defense"].endswith("runs/den/train/defense.safetensors")
+
+
+def test_nan_in_the_data_stops_eval_before_any_attack(tmp_path, monkeypatch):
+    import fif.data as data
+    real = data.load_dataset
+
+    def poisoned(name, base=None):
+        ds = real(name, base=base)
+        images = ds.images.clone()
+        images[3, 0, 5, 5] = float("inf")
+        return type(ds)(images, ds.labels, ds.classes, ds.name, ds.source)
+
+    monkeypatch.setattr(data, "load_dataset", poisoned)
+    path = tmp_path / "r.fif"
+    path.write_text("recipe r { defense = bitdepth(2) }\n")
+    with pytest.raises(fif.FifError) as e:
+        run_eval(fif.load_recipe(path), n=10)
+    assert e.value.code == "E404" and "image 3" in e.value.message

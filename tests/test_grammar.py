@@ -86,7 +86,7 @@ def test_mission_example_parses_exactly_as_written():
     assert cc.name == "chancompress" and [a.name for a in cc.args] == [None, None]
     ratio, noise = (a.value for a in cc.args)
     assert isinstance(ratio, n.Fraction) and (ratio.num, ratio.den) == (1, 6)
-    assert n.as_fraction(ratio) == PyFraction(1, 6)
+    assert PyFraction(ratio.num, ratio.den) == PyFraction(1, 6)
     assert noise == n.Call("noise") and noise.args == ()  # the bare name, not a call with ()
     assert partmap.groups[1].body == n.Call("downup")
 

@@ -170,8 +170,8 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
 # ---- guards --------------------------------------------------------------------------------------
 
 def test_nan_in_the_data_is_caught_before_training(tmp_path, monkeypatch):
-    import fif.train.context as context
-    real = context.load_dataset
+    import fif.data as data
+    real = data.load_dataset
 
     def poisoned(name, base=None):
         ds = real(name, base=base)
@@ -179,7 +179,7 @@ def test_nan_in_the_data_is_caught_before_training(tmp_path, monkeypatch):
         images[7, 0, 3, 3] = float("nan")
         return type(ds)(images, ds.labels, ds.classes, ds.name, ds.source)
 
-    monkeypatch.setattr(context, "load_dataset", poisoned)
+    monkeypatch.setattr(data, "load_dataset", poisoned)
     with pytest.raises(FifError) as e:
         run_training(fif.load_recipe(TINY), out=tmp_path / "r")
     assert e.value.code == "E404" and "mnist5k" in e.value.message and "image 7" in e.value.message

@@ -31,7 +31,7 @@ def masking_warnings(rows: list[dict]) -> list[str]:
             gaps.setdefault(d, []).append((r["accuracy"] - adaptive["accuracy"], a, e, r, adaptive))
     for d, found in gaps.items():
         gap, a, e, r, adaptive = max(found, key=lambda f: f[0])
-        pairs = sum(1 for (dd, aa, ee, tt) in index if dd == d and tt == "whitebox" and aa != "worst")
+        pairs = sum(1 for key in index if key[0] == d and key[3] == "whitebox" and key[1] != "worst")
         warnings.append(
             f"{d}: whitebox accuracy is far above adaptive in {len(found)} of {pairs} attack/eps pairs, "
             f"most for {a} at eps {e:g} ({r['accuracy']:.1%} against {adaptive['accuracy']:.1%}): "

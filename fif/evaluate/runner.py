@@ -12,7 +12,6 @@ Threat models (DESIGN section 5):
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..attacks import ATTACKS, get_attack
 from ..errors import FifError, diagnostic
 from ..progress import track
 from ..recipe import AttackSpec, Recipe
+from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
 from .metrics import psnr, ssim
 
@@ -47,29 +47,13 @@ class Setup:
     weights: dict[str, str] = field(default_factory=dict)
 
 
-def check_device(device: str) -> str:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FifError(diagnostic("E520", f"device '{device}' was asked for, but CUDA is not available here",
-                                  hint="use --device cpu"))
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise FifError(diagnostic("E520", f"unknown device '{device}'", hint="use cpu or cuda"))
-    return device
-
-
 def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
             seed: int | None = None) -> Setup:
-    from ..data import load_dataset, split
-    from ..models import get_classifier
     device = check_device(device)
-    base = Path(recipe.file).parent if recipe.file != "<string>" else None
-    ds = load_dataset(recipe.data.name, base=base)
-    _check_finite(ds)
-    train_ds, test_ds = split(ds, recipe.data.train, recipe.data.test, recipe.data.seed)
+    train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
-    cs = recipe.classifier
-    classifier = get_classifier(cs.arch, recipe.data.name, train_ds, settings=cs.settings(), seed=cs.seed,
-                                device=device, test_ds=test_ds)
+    classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
     weights = {}
     tuned = _fine_tuned_classifier(recipe, runs)
     if tuned is not None:  # a train stage with `params = classifier` fine-tuned it
@@ -77,10 +61,9 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
         load_weights(classifier, tuned)
         weights["classifier"] = str(tuned)
     surrogate = None
-    if "transfer" in threats:
-        settings = {k: v for k, v in cs.settings().items() if k != "width" or recipe.eval.transfer == cs.arch}
-        surrogate = get_classifier(recipe.eval.transfer, recipe.data.name, train_ds, settings=settings,
-                                   seed=cs.seed + 1, device=device, test_ds=test_ds)
+    if "transfer" in threats:  # another architecture, another seed, the same data and settings
+        surrogate = recipe_classifier(recipe, train_ds, test_ds, device=device, arch=recipe.eval.transfer,
+                                      seed_offset=1)
     defenses: dict[str, nn.Module | None] = {"none": None}
     for which in recipe.defenses():
         pipeline = recipe.compile(which, input_shape=tuple(x.shape[1:]))
@@ -94,11 +77,6 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
     from ..train import trained_weights
     return trained_weights(recipe, "classifier", runs)
-
-
-def _check_finite(ds):
-    if not torch.isfinite(ds.images).all():
-        raise FifError(diagnostic("E404", f"dataset '{ds.name}' contains NaN or infinite values", file=ds.source))
 
 
 def _load_trained(recipe: Recipe, which: str, pipeline, runs: Path | None) -> Path:
@@ -128,10 +106,6 @@ def attack_budgets(recipe: Recipe, spec: AttackSpec, eps_override=None) -> list[
     return list(eps_override if eps_override is not None else recipe.eval.eps)
 
 
-def _seed(*parts) -> int:
-    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
-
-
 def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
@@ -143,7 +117,7 @@ def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Te
     params.setdefault("eot", eot)
     outs = []
     for i in range(0, len(x), batch):
-        outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=_seed(seed, i), **params))
+        outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=derive_seed(seed, i), **params))
     return torch.cat(outs)
 
 
@@ -288,7 +262,7 @@ def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
                                      seed=(setup.seed, "graybox", spec.label(), e))
             t0 = time.perf_counter()
             with torch.no_grad():
-                torch.manual_seed(_seed(setup.seed, "probe", e))
+                torch.manual_seed(derive_seed(setup.seed, "probe", e))
                 eta = cache[key] - setup.x
                 x_p = (setup.x + P(eta)).clamp(0, 1)
             ok = _predict(setup.classifier, x_p, setup.batch) == setup.y

@@ -76,10 +76,6 @@ class GaussianNoise(nn.Module):
         return f"sigma={self.sigma}, clip={self.clip}"
 
 
-def _any_tensor(inp, args, ctx):
-    return inp
-
-
 register_op("id", lambda args, inp, out: Identity(), accepts=("image", "features", "parts", "logits"),
             family="basic", doc="""id: pass the value through unchanged.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import DiagnosticSink
 from ..kinds import Kind
-from ..plan import BlockStep, OpStep, Plan
+from ..plan import OpStep, Plan
 from ..registry import get_op
 
 
@@ -15,7 +15,7 @@ def check_plan(plan: Plan, sink: DiagnosticSink) -> None:
     """E350: a non-differentiable op that changes its input's shape needs a declared surrogate,
     else the attack view could not pass a gradient through it."""
     for _, step in plan.ops():
-        if not isinstance(step, (OpStep, BlockStep)) or step.differentiable:
+        if not isinstance(step, OpStep) or step.differentiable:
             continue
         spec = get_op(step.op)
         if spec is not None and spec.surrogate is None and not _same_shape(step.inp, step.out):

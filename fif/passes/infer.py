@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import DiagnosticSink, Span
+from ..errors import DiagnosticSink, did_you_mean
 from ..kinds import Kind, PartsKind, TensorKind, kind_name
 from ..plan import BlockStep, OpStep, PartMapStep, SeqStep, SharedStep
-from ..registry import KindError, get_op
+from ..registry import REQUIRED, KindError, Param, get_op
 from ..syntax import nodes as n
 from ..syntax.printer import expr as show
 from .bind import bind_args
@@ -157,35 +157,9 @@ def _expand_def(call: n.Call, inp: Kind, env: Env):
 
 
 def _bind_def(d: n.Def, call: n.Call, env: Env):
-    names = [p.name for p in d.params]
-    mapping, ok = {}, True
-    positional = [a for a in call.args if a.name is None]
-    if len(positional) > len(names):
-        env.sink.add("E220", f"'{d.name}' takes at most {len(names)} argument(s)", positional[len(names)].span)
-        ok = False
-    for p, a in zip(d.params, positional):
-        mapping[p.name] = a.value
-    for a in call.args:
-        if a.name is None:
-            continue
-        if a.name not in names:
-            from ..errors import did_you_mean
-            env.sink.add("E221", f"'{d.name}' has no parameter '{a.name}'", a.name_span,
-                         hint=did_you_mean(a.name, names))
-            ok = False
-        elif a.name in mapping:
-            env.sink.add("E225", f"'{a.name}' is given twice", a.name_span)
-            ok = False
-        else:
-            mapping[a.name] = a.value
-    for p in d.params:
-        if p.name not in mapping:
-            if p.default is None:
-                env.sink.add("E222", f"'{d.name}' needs the argument '{p.name}'", call.span)
-                ok = False
-            else:
-                mapping[p.name] = p.default
-    return mapping if ok else None
+    """A def's parameters bind like an op's, each taking an expression: `band(1/6)`."""
+    params = tuple(Param(p.name, "pipeline", REQUIRED if p.default is None else p.default) for p in d.params)
+    return bind_args(d.name, params, call, env.sink)
 
 
 def _block(block: n.Block, inp: Kind, env: Env):
@@ -216,9 +190,10 @@ def _block(block: n.Block, inp: Kind, env: Env):
     out = _run_infer(spec, call, args, inp, env, kinds)
     if out is None:
         return None, None
-    return BlockStep(call.name, tuple(args.items()), tuple(steps), inp, out,
+    return BlockStep(call.name, tuple(args.items()), inp, out,
                      spec.flag("learnable", args) or any(_learnable(s, env) for s in steps),
-                     spec.flag("differentiable", args), spec.flag("random", args), call.name_span), out
+                     spec.flag("differentiable", args), spec.flag("random", args), call.name_span,
+                     branches=tuple(steps)), out
 
 
 def _learnable(step, env: Env) -> bool:
@@ -272,7 +247,6 @@ def _partmap(pm: n.PartMap, inp: Kind, env: Env):
                 star = g.body
                 continue
             if p.name not in valid:
-                from ..errors import did_you_mean
                 env.sink.add("E311", f"no part '{p.name}'; this value has {', '.join(valid)}", p.span,
                              hint=did_you_mean(p.name, valid))
                 ok = False
@@ -301,7 +275,3 @@ def _partmap(pm: n.PartMap, inp: Kind, env: Env):
         return None, None
     out = inp.replace_parts(new_kinds)
     return PartMapStep(tuple(parts), inp, out), out
-
-
-def span_of(node) -> Span:
-    return node.span

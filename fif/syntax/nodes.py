@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction as _Fraction
 from typing import Union
 
 from ..errors import Span
@@ -255,9 +254,3 @@ def number_value(text: str) -> int | float:
     if any(c in text for c in ".eE"):
         return float(text)
     return int(text)
-
-
-def as_fraction(node) -> _Fraction | None:
-    if isinstance(node, Fraction):
-        return _Fraction(node.num) / _Fraction(node.den)
-    return None

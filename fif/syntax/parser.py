@@ -371,12 +371,8 @@ def _token_hint(token, expected) -> str | None:
 
 
 def _char_hint(ch) -> str | None:
-    return {
-        "@": None, "!": None,
-        "%": "write fractions as 1/6 and percentages as numbers",
-        "&": "stages are joined with '->'",
-        "~": None,
-    }.get(ch)
+    return {"%": "write fractions as 1/6 and percentages as numbers",
+            "&": "stages are joined with '->'"}.get(ch)
 
 
 def _follows_number(text, token) -> bool:

@@ -8,32 +8,11 @@ and errors that point into the recipe.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
-import torch
 from torch import nn
 
-from ..data import load_dataset, split
 from ..errors import FifError, Span, diagnostic
+from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data  # noqa: F401  (check_device re-exported)
 from ..syntax import nodes as n
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any printable parts, the same in every process (unlike hash())."""
-    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:15], 16)
-
-
-def check_device(device: str) -> str:
-    """'cpu' or 'cuda[:i]'; E520 when CUDA is asked for and absent."""
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise FifError(diagnostic("E520", f"device '{device}' was asked for, but CUDA is not available here",
-                                      hint="use --device cpu (training on CPU gives bit-identical reruns)"))
-        return device
-    if device != "cpu":
-        raise FifError(diagnostic("E520", f"unknown device '{device}'", hint="use cpu or cuda"))
-    return device
 
 
 def _recipe_node(recipe):
@@ -81,26 +60,12 @@ def recipe_error(recipe, code: str, message: str, hint: str | None = None) -> Fi
                                file=recipe.file, source=recipe.source))
 
 
-def load_training_data(recipe):
-    """(train, test) splits of the recipe's data; E404 when the images hold NaN or infinities."""
-    base = Path(recipe.file).parent if recipe.file != "<string>" else None
-    ds = load_dataset(recipe.data.name, base=base)
-    bad = ~torch.isfinite(ds.images)
-    if bool(bad.any()):
-        first = int(bad.reshape(len(ds), -1).any(1).nonzero()[0])
-        raise FifError(diagnostic(
-            "E404", f"dataset '{ds.name}' holds {int(bad.sum())} NaN or infinite pixel value(s) "
-            f"(the first in image {first}); training would turn them into NaN weights", file=ds.source,
-            hint="fix or drop those images before training"))
-    return split(ds, recipe.data.train, recipe.data.test, recipe.data.seed)
-
-
 class Context:
     """The data, classifier, seed and device shared by every stage of a run."""
 
     def __init__(self, recipe, *, seed: int = 0, device: str = "cpu"):
         self.recipe, self.seed, self.device = recipe, int(seed), device
-        self.train_ds, self.test_ds = load_training_data(recipe)
+        self.train_ds, self.test_ds = recipe_data(recipe)
         self._classifier: nn.Module | None = None
 
     @property
@@ -110,12 +75,7 @@ class Context:
     def classifier(self) -> nn.Module:
         """The recipe's classifier (the same cached weights `fif eval` uses), on the device, eval mode."""
         if self._classifier is None:
-            from ..models import get_classifier
-            cs = self.recipe.classifier
-            self._classifier = get_classifier(cs.arch, self.recipe.data.name, self.train_ds,
-                                              settings=cs.settings(), seed=cs.seed, device=self.device,
-                                              test_ds=self.test_ds)
-            self._classifier.eval()
+            self._classifier = recipe_classifier(self.recipe, self.train_ds, self.test_ds, device=self.device)
         return self._classifier
 
     def seed_for(self, *parts) -> int:

@@ -1,0 +1,60 @@
+"""What a recipe runs on, shared by `fif train` and `fif eval`: the device, derived seeds, the
+recipe's data split and its cached classifier.
+
+    device = check_device("cpu"); train_ds, test_ds = recipe_data(recipe)
+    classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import FifError, diagnostic
+
+
+def check_device(device: str) -> str:
+    """'cpu' or 'cuda[:i]'; E520 when CUDA is asked for and absent."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise FifError(diagnostic("E520", f"device '{device}' was asked for, but CUDA is not available here",
+                                      hint="use --device cpu"))
+        return device
+    if device != "cpu":
+        raise FifError(diagnostic("E520", f"unknown device '{device}'", hint="use cpu or cuda"))
+    return device
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any printable parts, the same in every process (unlike hash())."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:15], 16)
+
+
+def recipe_data(recipe):
+    """(train, test) splits of the recipe's data; E404 when the images hold NaN or infinities."""
+    from .data import load_dataset, split
+    base = Path(recipe.file).parent if recipe.file != "<string>" else None
+    ds = load_dataset(recipe.data.name, base=base)
+    bad = ~torch.isfinite(ds.images)
+    if bool(bad.any()):
+        first = int(bad.reshape(len(ds), -1).any(1).nonzero()[0])
+        raise FifError(diagnostic(
+            "E404", f"dataset '{ds.name}' holds {int(bad.sum())} NaN or infinite pixel value(s) "
+            f"(the first in image {first})", file=ds.source, hint="fix or drop those images"))
+    return split(ds, recipe.data.train, recipe.data.test, recipe.data.seed)
+
+
+def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: str | None = None,
+                      seed_offset: int = 0) -> nn.Module:
+    """The recipe's classifier, trained once and cached (fif.models), in eval mode. `arch` and
+    `seed_offset` give another model on the same settings, such as a transfer surrogate."""
+    from .models import get_classifier
+    cs = recipe.classifier
+    arch = arch or cs.arch
+    settings = {k: v for k, v in cs.settings().items() if k != "width" or arch == cs.arch}
+    model = get_classifier(arch, recipe.data.name, train_ds, settings=settings, seed=cs.seed + seed_offset,
+                           device=device, test_ds=test_ds)
+    return model.eval()
