@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-from .build import build
 from .errors import FifError, diagnostic
-from .plan import make_plan
 from .syntax import nodes as n
 from .syntax.parser import parse as _parse
 from .syntax.printer import format_program
@@ -23,14 +21,17 @@ def format(text: str, name: str = "<string>") -> str:  # noqa: A001  (fixed publ
     return format_program(_parse(text, name))
 
 
-def compile(source, input_shape=(1, 28, 28), *, kind: str = "image", name: str = "<string>"):  # noqa: A001
+def compile(source, input_shape=(1, 28, 28), *, kind: str = "image", name: str = "<string>", env=None):  # noqa: A001
     """Parse, check and build: text (or a parsed Program) -> a fresh `fif.Pipeline`.
 
     input_shape: (C, H, W) of one input; the default is the shipped MNIST digits' (1, 28, 28).
+    env: a `fif.compiler.CompileEnv` (the recipe's classifier for the `classifier` op; the folder
+    relative weight files are read from); recipes pass their own.
     """
+    from .compiler import compile_program
     shape = _check_shape(input_shape)
     program = source if isinstance(source, n.Program) else _parse(source, name)
-    return build(make_plan(program, shape, kind))
+    return compile_program(program, shape, kind, env=env)
 
 
 def _check_shape(input_shape):

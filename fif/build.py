@@ -1,20 +1,35 @@
-"""Plan -> modules: the only place torch modules are made. Nothing is checked here; the passes did it.
+"""Plan -> modules: the only place torch modules are made. Nothing about the text is checked here
+(the passes did it); what is checked is the one thing only building can know: how many bytes of
+weights an op would allocate, measured on the meta device before anything real is allocated.
 
-    pipeline = build(make_plan("dwt -> <LL: downup> -> idwt", (1, 28, 28)))
+    pipeline = build(plan_for("dwt -> <LL: downup> -> idwt", (1, 28, 28)))
+
+Every node's forward is `forward(x, ctx=None)`; `ctx` is the run context (fif.run_context).
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+import inspect
 
 import torch
 from torch import nn
 
+from .errors import FifError, diagnostic
 from .plan import BlockStep, OpStep, PartMapStep, Plan, SeqStep, SharedStep
 from .registry import get_op
+from .run_context import DEPLOYED
 
-# True while an attack view runs: non-differentiable ops then pass their surrogate gradient (BPDA).
-ATTACK_VIEW: ContextVar[bool] = ContextVar("fif_attack_view", default=False)
+# Weights (parameters and buffers) one op may allocate. Far above any defense in the papers
+# (EDSR-full is 43M parameters, 172 MB); a typo such as conv(100000000000) stops here.
+MAX_OP_BYTES = 8 * 2 ** 30
+
+
+def wants_context(module: nn.Module) -> bool:
+    """Whether `module.forward` takes the run context (a parameter named `ctx`)."""
+    try:
+        return "ctx" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover  (builtins without a signature)
+        return False
 
 
 class OpNode(nn.Module):
@@ -23,93 +38,152 @@ class OpNode(nn.Module):
 
     def __init__(self, step: OpStep | BlockStep, inner: nn.Module, surrogate):
         super().__init__()
+        self.step = step
         self.op = step.op
         self.differentiable = step.differentiable
         self.random = step.random
         self.inner = inner
         self._surrogate = surrogate
+        self._ctx = wants_context(inner)
         self.branches: list[nn.Module] = []  # a block op's sub-pipelines (registered inside `inner`)
 
-    def forward(self, x):
-        if self.differentiable or not ATTACK_VIEW.get():
-            return self.inner(x)
-        return _bpda(self.inner, self._surrogate, x)
+    def forward(self, x, ctx=None):
+        ctx = ctx or DEPLOYED
+        if self.differentiable or not ctx.attack_view:
+            return self.inner(x, ctx) if self._ctx else self.inner(x)
+        return self._bpda(x, ctx)
+
+    def _bpda(self, x, ctx):
+        with torch.no_grad():
+            y = self.inner(x, ctx) if self._ctx else self.inner(x)
+        if self._surrogate is None:
+            g = x
+        else:
+            g = self._surrogate(self.inner, x, ctx) if self._ctx else self._surrogate(self.inner, x)
+        if isinstance(y, dict):
+            return {k: g[k] + (y[k] - g[k]).detach() for k in y}
+        return g + (y - g).detach()
 
     def extra_repr(self):
         return f"op={self.op}"
 
 
-def _bpda(inner, surrogate, x):
-    with torch.no_grad():
-        y = inner(x)
-    g = x if surrogate is None else surrogate(inner, x)
-    if isinstance(y, dict):
-        return {k: g[k] + (y[k] - g[k]).detach() for k in y}
-    return g + (y - g).detach()
-
-
 class SeqNode(nn.Module):
-    def __init__(self, stages):
+    def __init__(self, step: SeqStep, stages):
         super().__init__()
+        self.step = step
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, x):
+    def forward(self, x, ctx=None):
         for stage in self.stages:
-            x = stage(x)
+            x = stage(x, ctx)
         return x
 
 
 class PartMapNode(nn.Module):
     """Runs a pipeline on each named part; the other parts pass through."""
 
-    def __init__(self, parts: dict[str, nn.Module]):
+    def __init__(self, step: PartMapStep, parts: dict[str, nn.Module]):
         super().__init__()
+        self.step = step
         self.parts = nn.ModuleDict(parts)
 
-    def forward(self, value: dict):
+    def forward(self, value: dict, ctx=None):
         out = dict(value)
         for name, module in self.parts.items():
-            out[name] = module(value[name])
+            out[name] = module(value[name], ctx)
         return out
 
 
 class SharedNode(nn.Module):
     """A use of a `let` name: runs the pipeline's shared module, which it does not own."""
 
-    def __init__(self, name: str, table: nn.ModuleDict):
+    def __init__(self, step: SharedStep, table: nn.ModuleDict):
         super().__init__()
-        self.name = name
+        self.step = step
+        self.name = step.name
         self._table = [table]  # a list, so the shared weights are registered once, in the table
 
-    def forward(self, x):
-        return self._table[0][self.name](x)
+    def forward(self, x, ctx=None):
+        return self._table[0][self.name](x, ctx)
+
+    @property
+    def target(self) -> nn.Module:
+        return self._table[0][self.name]
 
     def extra_repr(self):
         return f"shared={self.name}"
 
 
-def build_step(step, shared: nn.ModuleDict) -> nn.Module:
+def _weight_bytes(module: nn.Module) -> int:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _make(spec, step, args, env, *branches):
+    """spec.build(args, inp, out[, branches]), with `env=` for build functions that take it
+    (classifier ops read the recipe's classifier and the folder weight files are relative to)."""
+    extra = {"env": env} if "env" in _parameters(spec.build) else {}
+    return spec.build(args, step.inp, step.out, *branches, **extra)
+
+
+def _parameters(fn) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return ()
+
+
+def _checked_build(spec, step: OpStep, args: dict, env):
+    """Build a learnable op on the meta device first: refuse it, with the size it would need,
+    when its weights would exceed MAX_OP_BYTES; only then allocate it for real."""
+    if step.learnable:
+        try:
+            with torch.device("meta"):
+                probe = _make(spec, step, args, None)
+            size = _weight_bytes(probe)
+        except FifError:
+            raise
+        except Exception:  # an op that cannot be built on meta: build it for real below
+            size = 0
+        if size > MAX_OP_BYTES:
+            raise FifError(diagnostic(
+                "E360", f"'{step.op}' would need {_human(size)} of weights "
+                f"(the limit for one op is {_human(MAX_OP_BYTES)})", step.span,
+                hint="check the sizes given to it; a typo in a width is the usual cause"))
+    return _make(spec, step, args, env)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def build_step(step, shared: nn.ModuleDict, env=None) -> nn.Module:
     if isinstance(step, SeqStep):
-        return SeqNode([build_step(s, shared) for s in step.steps])
+        return SeqNode(step, [build_step(s, shared, env) for s in step.steps])
     if isinstance(step, PartMapStep):
-        return PartMapNode({name: build_step(s, shared) for name, s in step.parts})
+        return PartMapNode(step, {name: build_step(s, shared, env) for name, s in step.parts})
     if isinstance(step, SharedStep):
-        return SharedNode(step.name, shared)
+        return SharedNode(step, shared)
     spec = get_op(step.op)
     args = step.kwargs
     if isinstance(step, BlockStep):
-        branches = [build_step(b, shared) for b in step.branches]
-        node = OpNode(step, spec.build(args, step.inp, step.out, branches), spec.surrogate)
+        branches = [build_step(b, shared, env) for b in step.branches]
+        node = OpNode(step, _make(spec, step, args, env, branches), spec.surrogate)
         node.branches = branches
         return node
-    return OpNode(step, spec.build(args, step.inp, step.out), spec.surrogate)
+    return OpNode(step, _checked_build(spec, step, args, env), spec.surrogate)
 
 
-def build(plan: Plan):
+def build(plan: Plan, env=None):
     """A fresh `fif.Pipeline` (new weights) for the plan."""
     from .pipeline import Pipeline
     shared = nn.ModuleDict()
     for name, step in plan.shared:
-        shared[name] = build_step(step, shared)
-    root = build_step(plan.root, shared)
-    return Pipeline(plan, root, shared)
+        shared[name] = build_step(step, shared, env)
+    root = build_step(plan.root, shared, env)
+    return Pipeline(plan, root, shared, env)

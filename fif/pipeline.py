@@ -3,6 +3,7 @@
     p = fif.compile("dwt -> <HH, HL, LH: chancompress(1/6, noise), LL: downup> -> idwt", input_shape=(1, 28, 28))
     y = p(x)                       # the defense as deployed, true gradients
     y = p.attack_view()(x)         # BPDA through non-differentiable ops, fresh randomness per call
+    y = p(x, generator=torch.Generator().manual_seed(0))   # random ops draw reproducibly
     p.save("acm.safetensors"); q = fif.load("acm.safetensors")
 """
 
@@ -11,22 +12,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from .build import ATTACK_VIEW, OpNode
+from .build import OpNode
 from .errors import FifError, diagnostic
 from .kinds import shape_of
 from .plan import Plan
+from .run_context import context_for
 
 FORMAT = "fif-pipeline/1"
 
 
 class Pipeline(nn.Module):
-    def __init__(self, plan: Plan, root: nn.Module, shared: nn.ModuleDict):
+    def __init__(self, plan: Plan, root: nn.Module, shared: nn.ModuleDict, env=None):
         super().__init__()
         self.plan = plan
         self.shared = shared
         self.root = root
+        self.env = env
 
     # -- what it is ------------------------------------------------------------------------
     @property
@@ -69,13 +73,16 @@ class Pipeline(nn.Module):
         return self.source.rstrip("\n")
 
     # -- running ---------------------------------------------------------------------------
-    def forward(self, x):
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+    def forward(self, x, *, generator=None, ctx=None):
+        """The pipeline as deployed (true gradients). `generator` makes random ops reproducible;
+        `ctx` (a fif.run_context.RunContext) is for callers that build their own."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise FifError(diagnostic(
                 "E501", f"this pipeline was compiled for inputs [N, {', '.join(map(str, self.input_shape))}], "
-                f"got {list(x.shape)}",
-                hint=f"compile it with input_shape={tuple(x.shape[1:]) if x.dim() == 4 else '(C, H, W)'}"))
-        return self.root(x)
+                f"got {got}",
+                hint=f"compile it with input_shape={tuple(x.shape[1:]) if isinstance(x, torch.Tensor) and x.dim() == 4 else '(C, H, W)'}"))
+        return self.root(x, ctx if ctx is not None else context_for(False, generator))
 
     def attack_view(self) -> "AttackView":
         """The same defense (same weights) as an adaptive attacker should see it: every
@@ -99,12 +106,8 @@ class AttackView(nn.Module):
         super().__init__()
         self.pipeline = pipeline
 
-    def forward(self, x):
-        token = ATTACK_VIEW.set(True)
-        try:
-            return self.pipeline(x)
-        finally:
-            ATTACK_VIEW.reset(token)
+    def forward(self, x, *, generator=None):
+        return self.pipeline(x, ctx=context_for(True, generator))
 
     def __repr__(self) -> str:
         return f"attack_view({self.pipeline!r})"

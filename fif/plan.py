@@ -1,6 +1,6 @@
 """The plan: a torch-free, printable description of a checked pipeline, cached by canonical text.
 
-    plan = make_plan("dwt -> <LL: downup> -> idwt", (1, 28, 28))
+    plan = fif.compiler.plan_for("dwt -> <LL: downup> -> idwt", (1, 28, 28))
     for row in plan.rows(): print(row)      # op, kind, shape, parameters, flags
 
 Every name is resolved, every argument bound and every kind and shape known: `build` turns a plan
@@ -9,7 +9,6 @@ into modules without checking anything again.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -128,31 +127,3 @@ def _walk(step: Step, path: str):
             yield from _walk(s, join(path, name))
     elif isinstance(step, SharedStep):
         return
-
-
-_CACHE: "OrderedDict[tuple, Plan]" = OrderedDict()
-_CACHE_SIZE = 256
-
-
-def make_plan(program, input_shape=(1, 28, 28), kind: str = "image") -> Plan:
-    """Plan a program (text or parsed `Program`); cached by its canonical text and input kind."""
-    from .errors import FifError
-    from .passes import analyze
-    from .registry import registry_version
-    from .syntax import parse
-    from .syntax.nodes import Program
-    from .syntax.printer import format_program
-    prog = program if isinstance(program, Program) else parse(program)
-    shape = tuple(int(s) for s in input_shape)
-    key = (format_program(prog), shape, kind, registry_version())
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    try:
-        plan = analyze(prog, TensorKind(kind, *shape))
-    except FifError as e:
-        raise e.with_source(prog.source, prog.file) from None
-    _CACHE[key] = plan
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return plan

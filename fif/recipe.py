@@ -133,7 +133,8 @@ class Recipe(_Model):
     source: str = ""
     data: DataSpec = DataSpec()
     classifier: ClassifierSpec = ClassifierSpec()
-    defense: Any
+    defense: Any = None
+    model: Any = None
     variants: dict[str, Any] = {}
     train: list[StageSpec] = []
     eval: EvalSpec = EvalSpec()
@@ -145,8 +146,10 @@ class Recipe(_Model):
         return tuple(ds.images.shape[1:])
 
     def defenses(self) -> dict[str, Any]:
-        """The defense and each variant, by name, as pipeline expressions."""
-        return {"defense": self.defense, **self.variants}
+        """The defense (or, in a recipe without one, the model) and each variant, by name, as
+        pipeline expressions. Each is a defense (image -> image) or a whole model (-> logits)."""
+        main = {"defense": self.defense} if self.defense is not None else {"model": self.model}
+        return {**main, **self.variants}
 
     def declarations(self) -> list:
         """The `let`s and `def`s in scope for the defense: the file's and the recipe's own."""
@@ -157,22 +160,22 @@ class Recipe(_Model):
 
     def compile(self, which: str = "defense", input_shape=None):
         """Build the defense (or a variant) as a `fif.Pipeline`; it must map an image to an image
-        of the same shape. Errors point into the recipe file."""
-        from .build import build
-        from .kinds import TensorKind
-        from .passes import analyze
-        shape = tuple(input_shape or self.input_shape())
-        expr = self.defenses()[which]
-        try:
-            plan = analyze(self.program, TensorKind("image", *shape), expression=expr, decls=self.declarations())
-        except FifError as e:
-            raise e.with_source(self.source, self.file) from None
-        if plan.out != plan.input_kind:
+        of the same shape (E322; whole models are compiled by `compile_model`). Errors point into
+        the recipe file."""
+        from .recipe_models import compile_entry, is_model
+        pipeline = compile_entry(self, which, input_shape)
+        if is_model(pipeline):
+            expr = self.defenses()[which]
             raise FifError(diagnostic(
-                "E322", f"a defense must give back an image like its input, {plan.input_kind}; "
-                f"'{which}' gives {plan.out}", _span_of(expr), file=self.file, source=self.source,
-                hint="end it with `-> clamp` (features to image) or keep the channel count"))
-        return build(replace(plan, source=self.pipeline_text(which)))
+                "E322", f"'{which}' is a whole model (it ends in {pipeline.output_kind}), not a defense",
+                _span_of(expr), file=self.file, source=self.source,
+                hint="a defense maps an image to an image; the model is `defense -> classifier`"))
+        return pipeline
+
+    def compile_model(self, which: str | None = "defense", input_shape=None):
+        """The model an evaluation attacks for `which` (None: the plain classifier), ending in logits."""
+        from .recipe_models import compile_model
+        return compile_model(self, which, input_shape)
 
     def pipeline_text(self, which: str = "defense") -> str:
         """Stand-alone program text for one defense (its lets and defs in front), as
@@ -285,8 +288,8 @@ def recipe_from_program(program: n.Program) -> Recipe:
             _recipe_field(conv, e, fields, spans)
         else:
             _recipe_section(conv, e, fields, spans)
-    if "defense" not in fields:
-        conv.fail("E402", f"recipe '{r.name}' has no `defense = ...`", r.name_span,
+    if "defense" not in fields and "model" not in fields:
+        conv.fail("E402", f"recipe '{r.name}' has no `defense = ...` (nor a `model = ...`)", r.name_span,
                   hint="add a line such as `defense = bitdepth(4)`")
     try:
         return Recipe(**fields)
@@ -325,8 +328,8 @@ def _model_for(loc):
 
 def _recipe_field(conv, e: n.FieldEntry, fields, spans):
     v = e.value
-    if e.name in ("defense",):
-        fields["defense"] = v
+    if e.name in ("defense", "model"):
+        fields[e.name] = v
     elif e.name == "data":
         # mnist5k(train=..), "digits.npz", or npz("digits.npz", train=..) / folder("images/", ...)
         if isinstance(v, n.Call) and v.name in ("npz", "folder"):
@@ -352,8 +355,8 @@ def _recipe_field(conv, e: n.FieldEntry, fields, spans):
         _spans_for_args(v, ("classifier",), spans)
     else:
         conv.fail("E416", f"unknown recipe field '{e.name}'", e.name_span,
-                  hint=did_you_mean(e.name, ["data", "classifier", "defense"])
-                  or "fields are data, classifier, defense; sections are train, eval, variants")
+                  hint=did_you_mean(e.name, ["data", "classifier", "defense", "model"])
+                  or "fields are data, classifier, defense, model; sections are train, eval, variants")
 
 
 def _spans_for_args(node, prefix, spans):

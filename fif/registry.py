@@ -146,9 +146,12 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
     takes the input value (a tensor, or a dict of part tensors) and returns the output value.
     infer(inp, args, ctx) -> Kind (block ops: infer(inp, args, ctx, branch_kinds)); default: same kind.
     accepts: the input kinds allowed ('image', 'features', 'parts', 'logits').
-    learnable / differentiable / random: bools, or callables of the bound args.
-    surrogate(module, x) -> tensor: the differentiable stand-in used backward by the attack view
-    (BPDA) for a non-differentiable op; identity when omitted.
+    learnable / differentiable / random: bools, or callables of the bound args. A random op draws
+    per sample and per call from the run context: its module's forward takes `(x, ctx)` and draws
+    with `ctx.randn(shape, like=x)` / `ctx.rand(...)` (fif.run_context).
+    surrogate(module, x) -> tensor (or surrogate(module, x, ctx) for modules whose forward takes
+    ctx): the differentiable stand-in used backward by the attack view (BPDA) for a
+    non-differentiable op; identity when omitted.
     branches: (min, max) sub-pipelines for a block op `name(args) { p | q }`; None for plain ops.
     """
     if build is None:
@@ -159,6 +162,7 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
                         branches=branches, family=family, replace=replace)
             return fn
         return decorator
+    _ensure_builtin_ops()  # the built-in catalog first, so a user op can never shadow one by accident
     if not isinstance(name, str) or not name.isidentifier():
         raise FifError(diagnostic("E210", f"op name {name!r} is not an identifier",
                                   hint="use letters, digits and underscores"))
@@ -178,6 +182,7 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
 
 
 def unregister_op(name: str) -> None:
+    _ensure_builtin_ops()
     if _REGISTRY.pop(name, None) is not None:
         _bump()
 

@@ -281,9 +281,9 @@ def _op(name):
     return get_op(name)
 
 
-@pytest.mark.parametrize("name,args", [("smallcnn", {"classes": 10, "width": 8}),
-                                       ("lenet", {"classes": 4}),
-                                       ("resnet18", {"classes": 3, "width": 4})])
+@pytest.mark.parametrize("name,args", [("smallcnn", {"classes": 10, "width": 8, "weights": None}),
+                                       ("lenet", {"classes": 4, "weights": None}),
+                                       ("resnet18", {"classes": 3, "width": 4, "weights": None})])
 def test_classifier_ops(name, args):
     spec = _op(name)
     assert spec.family == "classifier" and spec.flag("learnable", args) and spec.accepts == ("image",)

@@ -13,7 +13,7 @@ from torch import nn
 import fif
 from fif.registry import Param, all_ops, get_op, register_op, unregister_op
 from fif.passes.resolve import stage_calls
-from fif.plan import make_plan
+from fif.compiler import CompileEnv, make_plan
 from fif.syntax import nodes as n
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,6 +23,10 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# The environment a recipe gives: `classifier` is its classifier (a narrow smallcnn here).
+ENV = CompileEnv(classifier=("smallcnn", 4, 10))
 
 
 S1 = (1, 8, 8)
@@ -47,6 +51,9 @@ SNIPPETS = {
     "smallcnn": [("smallcnn", (1, 28, 28)), ("bitdepth(4) -> smallcnn(classes=3, width=4)", S3)],
     "lenet": [("lenet", (1, 28, 28)), ("mean { lenet(classes=5) | lenet(classes=5) }", S3)],
     "resnet18": [("resnet18(width=8)", S3)],
+    "classifier": [("classifier", (1, 28, 28)), ("bitdepth(4) -> classifier(member=2)", S3)],
+    "vote": [("vote { smallcnn(classes=3, width=4) | bitdepth(4) -> smallcnn(classes=3, width=4) }", S3),
+             ("vote { classifier | noise(0.1) -> classifier | classifier }", (1, 12, 12))],
 }
 
 # Ops whose true gradient is exactly zero (they still must stay in the graph).
@@ -64,7 +71,7 @@ CASES = list(_cases())
 
 def _flags(case):
     op, src, shape = case.values
-    return make_plan(src, shape).flags()
+    return make_plan(src, shape, env=ENV).flags()
 
 
 RANDOM_CASES = [c for c in CASES if _flags(c)["random"]]
@@ -86,7 +93,7 @@ def test_snippet_uses_the_op(op):
 
 def _compile(src, shape, seed=0):
     torch.manual_seed(seed)
-    return fif.compile(src, input_shape=shape)
+    return fif.compile(src, input_shape=shape, env=ENV)
 
 
 def _input(shape, batch=2, seed=1, dtype=torch.float32, device="cpu"):
@@ -167,6 +174,33 @@ def test_deterministic_under_seed(op, src, shape):
 
 
 @pytest.mark.parametrize("op,src,shape", RANDOM_CASES)
+def test_random_ops_draw_per_sample(op, src, shape):
+    """Two copies of one image in a batch get different draws (batched EOT relies on it)."""
+    p = _compile(src, shape).eval()
+    x = _input(shape, batch=1).repeat(2, *([1] * len(shape)))
+    with torch.no_grad():
+        y = _flat(p(x))
+        z = _flat(p.attack_view()(x))
+    assert not torch.equal(y[0], y[1])
+    assert not torch.equal(z[0], z[1])
+
+
+@pytest.mark.parametrize("op,src,shape", RANDOM_CASES)
+def test_seeded_call_is_reproducible_and_leaves_the_global_rng_alone(op, src, shape):
+    p = _compile(src, shape).eval()
+    x = _input(shape)
+    state = torch.random.get_rng_state()
+    with torch.no_grad():
+        a = _flat(p(x, generator=torch.Generator().manual_seed(5)))
+        b = _flat(p(x, generator=torch.Generator().manual_seed(5)))
+        c = _flat(p.attack_view()(x, generator=torch.Generator().manual_seed(5)))
+        d = _flat(p(x, generator=torch.Generator().manual_seed(6)))
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert not torch.equal(a, d)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("op,src,shape", RANDOM_CASES)
 def test_random_ops_draw_fresh_randomness_per_call(op, src, shape):
     p = _compile(src, shape).eval()
     assert p.random
@@ -192,6 +226,15 @@ def _grads(p, x, view=None):
 
 
 @pytest.mark.parametrize("op,src,shape", CASES)
+def test_weights_are_trainable_exactly_when_the_plan_says_learnable(op, src, shape):
+    """Weights the plan does not call learnable (a classifier with given weights) are frozen, so
+    no defense stage trains them by accident."""
+    p = _compile(src, shape)
+    trainable = [q for q in p.parameters() if q.requires_grad]
+    assert bool(trainable) == p.learnable
+
+
+@pytest.mark.parametrize("op,src,shape", CASES)
 def test_gradients(op, src, shape):
     p = _compile(src, shape).eval()  # eval: training-only noise is off
     x = _input(shape)
@@ -202,10 +245,11 @@ def test_gradients(op, src, shape):
         if op not in ZERO_GRADIENT:
             assert g.abs().sum() > 0
         for name, q in p.named_parameters():
-            assert q.grad is not None, f"no gradient reached {name}"
-            assert torch.isfinite(q.grad).all(), name
+            if q.requires_grad:  # classifiers with given weights are frozen
+                assert q.grad is not None, f"no gradient reached {name}"
+                assert torch.isfinite(q.grad).all(), name
         if p.learnable:
-            assert any(q.grad.abs().sum() > 0 for q in p.parameters())
+            assert any(q.grad.abs().sum() > 0 for q in p.parameters() if q.requires_grad)
         if not p.random:
             # The attack view is the same defense with the same weights: the same true gradient.
             g_attack = _grads(p, x, p.attack_view())
@@ -453,3 +497,19 @@ def test_param_types_are_checked_at_compile_time(gain_op):
         p = fif.compile(src, input_shape=S1)
         x = _input(S1)
         assert math.isclose(float(p(x).sum() / x.sum()), k, rel_tol=1e-5), src
+
+
+def test_a_user_op_named_like_a_builtin_is_E211_in_a_fresh_process():
+    """The built-in catalog loads before any user registration, so the clash is caught even when
+    register_op is the first thing a program does, and the catalog stays whole."""
+    import subprocess
+    import sys
+    code = ("import fif, torch\n"
+            "try:\n"
+            "    fif.register_op('bitdepth', lambda a, i, o: torch.nn.Identity())\n"
+            "except fif.FifError as e:\n"
+            "    print(e.code)\n"
+            "from fif.registry import all_ops\n"
+            "print(all_ops()['bitdepth'].family, 'dwt' in all_ops())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["E211", "lossy", "True"], out.stderr

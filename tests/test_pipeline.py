@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import fif
 from fif.build import SharedNode
-from fif.plan import make_plan
+from fif.compiler import make_plan
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():

@@ -68,8 +68,8 @@ class GaussianNoise(nn.Module):
         super().__init__()
         self.sigma, self.clip = sigma, clip
 
-    def forward(self, x):
-        y = x + self.sigma * torch.randn_like(x)
+    def forward(self, x, ctx):
+        y = x + self.sigma * ctx.randn(x.shape, like=x)
         return y.clamp(0, 1) if self.clip else y
 
     def extra_repr(self):
@@ -142,8 +142,8 @@ class DropPixels(nn.Module):
         super().__init__()
         self.share = share
 
-    def forward(self, x):
-        keep = torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) >= self.share
+    def forward(self, x, ctx):
+        keep = ctx.rand((x.shape[0], 1, *x.shape[2:]), like=x) >= self.share
         return x * keep.to(x.dtype)
 
     def extra_repr(self):

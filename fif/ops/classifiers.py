@@ -1,65 +1,142 @@
-"""Classifiers as ops, so a pipeline can end in logits (an ensemble of classifiers is a pipeline).
+"""Classifiers as ops, so the model an evaluation attacks is one pipeline that ends in logits.
 
-    jpeg(75) -> smallcnn                    # image[1,28,28] -> logits[10]
-    mean { smallcnn | lenet | resnet18(width=16) }
+    bitdepth(2) -> classifier                      # a recipe's classifier, with its trained weights
+    mean { classifier(member=1) | jpeg(50) -> classifier(member=2) }    # chain members, averaged
+    jpeg(75) -> smallcnn(weights="models/smallcnn.safetensors")         # any saved classifier
 
-The networks are those of `fif.models` (inputs in [0, 1], normalised inside the model).
+`classifier` is the recipe's own classifier (`classifier = smallcnn(...)` in the recipe): member 0
+is the recipe's trained classifier (fine-tuned when a `params = classifier` stage tuned it), and
+member i the i-th classifier of a `chain` stage; `fif eval` gives each its weights. The
+architecture ops (`smallcnn`, `lenet`, `resnet18`) build a network of their own: fresh weights, or
+the safetensors file named by `weights=` (read without pickle, relative to the recipe's folder).
+Classifiers with given weights are not trained by defense stages.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..kinds import LogitsKind, TensorKind
-from ..models.classifiers import build_classifier, check_input
 from ..registry import KindError, Param, register_op
+
+ARCH_OPS = ("smallcnn", "lenet", "resnet18")
+CLASSIFIER_OPS = ARCH_OPS + ("classifier",)
+
+
+def _image_in(name, inp):
+    if not isinstance(inp, TensorKind) or inp.kind != "image":
+        raise KindError("E302", f"{name} classifies images, got {inp}",
+                        hint="end the defense with an image (e.g. add an inverse transform or clamp) "
+                             "before the classifier")
+
+
+def weights_path(value: str, env) -> Path:
+    path = Path(value).expanduser()
+    base = getattr(env, "base", None)
+    return path if path.is_absolute() or base is None else Path(base) / path
 
 
 def _infer_for(arch: str):
+    from ..models.classifiers import check_input
+
     def infer(inp, args, ctx):
-        if not isinstance(inp, TensorKind) or inp.kind != "image":
-            raise KindError("E302", f"{arch} classifies images, got {inp}",
-                            hint="end the defense with an image (e.g. add an inverse transform or clamp) "
-                                 "before the classifier")
+        _image_in(arch, inp)
         problem = check_input(arch, inp.shape)
         if problem:
             raise KindError("E334", problem, hint="pad or resize the images")
+        if args.get("weights") is not None and not weights_path(args["weights"], ctx.env).is_file():
+            raise KindError("E406", f"no weights file {weights_path(args['weights'], ctx.env)}", param="weights",
+                            hint="give the path of a .safetensors file (relative to the recipe's folder)")
         return LogitsKind(int(args["classes"]))
     return infer
 
 
 def _build_for(arch: str, has_width: bool):
-    def build(args, inp, out):
+    def build(args, inp, out, env=None):
+        from ..models.classifiers import build_classifier
+        from ..models.weights import load_weights
         width = args["width"] if has_width else None
-        return build_classifier(arch, inp.shape, int(args["classes"]), width=width)
+        model = build_classifier(arch, inp.shape, int(args["classes"]), width=width)
+        if args["weights"] is not None:
+            load_weights(model, weights_path(args["weights"], env))
+            model.requires_grad_(False)
+        return model
     return build
 
 
-_CLASSES = Param("classes", "int", 10, low=1, doc="number of classes K (output logits[K])")
+_CLASSES = Param("classes", "int", 10, low=1, high=100_000, doc="number of classes K (output logits[K])")
+_WEIGHTS = Param("weights", "str", None, doc="a .safetensors file of this network's weights (default: fresh weights)")
+
+
+def _has_no_weights(args) -> bool:
+    return args.get("weights") is None
+
 
 register_op("smallcnn", _build_for("smallcnn", True), infer=_infer_for("smallcnn"), accepts=("image",),
-            learnable=True, family="classifier", params=[
+            learnable=_has_no_weights, family="classifier", params=[
                 _CLASSES,
-                Param("width", "int", 32, low=1, doc="channels of the first conv (the second has twice as many)"),
-            ], doc="""smallcnn(classes=10, width=32): a small CNN, image[C,H,W] -> logits[classes].
+                Param("width", "int", 32, low=1, high=4096, doc="channels of the first conv (the second has twice as many)"),
+                _WEIGHTS,
+            ], doc="""smallcnn(classes=10, width=32, weights): a small CNN, image[C,H,W] -> logits[classes].
 
     Two 3x3 conv + batch-norm + ReLU + 2x2 max-pool layers (width, 2*width channels), a 128-unit
     hidden layer. Fast on CPU; about 96% on 1,000 held-out MNIST digits after 3 epochs on 4,000.
-    Example: dwt -> <LL: downup> -> idwt -> smallcnn""")
+    Example: dwt -> <LL: downup> -> idwt -> smallcnn(weights="smallcnn.safetensors")""")
 
 register_op("lenet", _build_for("lenet", False), infer=_infer_for("lenet"), accepts=("image",),
-            learnable=True, family="classifier", params=[_CLASSES],
-            doc="""lenet(classes=10): LeNet-5 with ReLU and max-pooling, image[C,H,W] (H, W >= 12) -> logits[classes].
+            learnable=_has_no_weights, family="classifier", params=[_CLASSES, _WEIGHTS],
+            doc="""lenet(classes=10, weights): LeNet-5 with ReLU and max-pooling, image[C,H,W] (H, W >= 12) -> logits[classes].
 
     conv5(6, padded by 2) -> pool -> conv5(16) -> pool -> 120 -> 84 -> classes.
     LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, 1998.
     Example: bitdepth(2) -> lenet""")
 
 register_op("resnet18", _build_for("resnet18", True), infer=_infer_for("resnet18"), accepts=("image",),
-            learnable=True, family="classifier", params=[
+            learnable=_has_no_weights, family="classifier", params=[
                 _CLASSES,
-                Param("width", "int", 64, low=1, doc="channels of the stem; stages have 1, 2, 4, 8 times as many"),
-            ], doc="""resnet18(classes=10, width=64): CIFAR-style ResNet-18, image[C,H,W] -> logits[classes].
+                Param("width", "int", 64, low=1, high=4096, doc="channels of the stem; stages have 1, 2, 4, 8 times as many"),
+                _WEIGHTS,
+            ], doc="""resnet18(classes=10, width=64, weights): CIFAR-style ResNet-18, image[C,H,W] -> logits[classes].
 
     3x3 stem without max-pool, four stages of two basic blocks (strides 1, 2, 2, 2), global average
     pool, linear. width=64 is the standard 11M-parameter network.
     He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016.
     Example: jpeg(75) -> resnet18(width=32)""")
+
+
+def _recipe_classifier(ctx):
+    spec = getattr(ctx.env, "classifier", None)
+    if spec is None:
+        raise KindError("E235", "'classifier' stands for a recipe's classifier, and there is no recipe here",
+                        hint='outside a recipe name a network and its weights, e.g. smallcnn(weights="m.safetensors")')
+    return spec
+
+
+def _classifier_infer(inp, args, ctx):
+    from ..models.classifiers import check_input
+    _image_in("classifier", inp)
+    arch, _, classes = _recipe_classifier(ctx)
+    problem = check_input(arch, inp.shape)
+    if problem:
+        raise KindError("E334", problem, hint="pad or resize the images")
+    return LogitsKind(int(classes))
+
+
+def _classifier_build(args, inp, out, env=None):
+    from ..models.classifiers import build_classifier
+    arch, width, classes = env.classifier
+    model = build_classifier(arch, inp.shape, int(classes), width=width)
+    model.requires_grad_(False)
+    model.member = int(args["member"])
+    return model
+
+
+register_op("classifier", _classifier_build, infer=_classifier_infer, accepts=("image",), family="classifier",
+            params=[Param("member", "int", 0, low=0, high=10_000,
+                          doc="0: the recipe's classifier; i: the i-th classifier of the recipe's chain stage")],
+            doc="""classifier(member=0): the recipe's classifier with its trained weights, image -> logits.
+
+    member 0 is the classifier the recipe trains and caches (fine-tuned, when a stage with
+    params = classifier tuned it); member i is the i-th classifier of its `chain` stage.
+    `fif eval` loads the weights; a model is `defense -> classifier` unless the recipe says more.
+    model = mean { classifier | bitdepth(4) -> classifier(member=1) | noise(0.1) -> classifier(member=2) }""")

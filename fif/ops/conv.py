@@ -75,14 +75,14 @@ class ChannelCompress(nn.Module):
         self.restore = conv_stack(code, [channels, channels], 3, "elu")
         self.sigma, self.test_noise = sigma, test_noise
 
-    def encode(self, x):
+    def encode(self, x, ctx=None):
         z = self.compress(x)
         if self.sigma > 0 and (self.training or self.test_noise):
-            z = z + self.sigma * torch.randn_like(z)
+            z = z + self.sigma * (ctx.randn(z.shape, like=z) if ctx is not None else torch.randn_like(z))
         return torch.tanh(z)
 
-    def forward(self, x):
-        return self.restore(self.encode(x))
+    def forward(self, x, ctx):
+        return self.restore(self.encode(x, ctx))
 
     def extra_repr(self):
         return f"sigma={self.sigma}, test_noise={self.test_noise}"

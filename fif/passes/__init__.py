@@ -10,7 +10,6 @@ from ..errors import DiagnosticSink, FifError, diagnostic
 from ..kinds import TensorKind
 from ..plan import Plan
 from ..syntax import nodes as n
-from ..syntax.printer import format_program
 from .check import check_plan
 from .infer import Env, InferContext, infer
 from .resolve import resolve
@@ -38,18 +37,17 @@ def main_expression(program: n.Program):
                               hint="end the program with a pipeline, e.g. `dwt -> idwt`"))
 
 
-def analyze(program: n.Program, input_kind: TensorKind, expression=None, decls=None) -> Plan:
-    """Run every pass; raise one FifError with all diagnostics, or return the plan."""
-    if expression is None:
-        decls, expression = main_expression(program)
+def analyze(input_kind: TensorKind, expression, decls=(), *, env=None, source: str = "") -> Plan:
+    """Run every pass over `expression` with `decls` in scope; raise one FifError with all
+    diagnostics, or return the plan. `env` is the compile environment (fif.compiler.CompileEnv)."""
     sink = DiagnosticSink()
     scope = resolve(decls or [], expression, sink)
     sink.raise_if_any()
-    env = Env(scope, InferContext(input_kind), sink)
+    env = Env(scope, InferContext(input_kind, env), sink)
     step, _ = infer(expression, input_kind, env)
     sink.raise_if_any()
     shared = tuple((name, s) for name, (_, s) in env.shared.items())
-    plan = Plan(format_program(program), input_kind, step, shared)
+    plan = Plan(source, input_kind, step, shared)
     check_plan(plan, sink)
     sink.raise_if_any()
     return plan

@@ -21,9 +21,11 @@ from .substitute import substitute
 
 @dataclass
 class InferContext:
-    """What shape rules may look at beyond their input: the pipeline's own input kind."""
+    """What shape rules may look at beyond their input: the pipeline's own input kind and the
+    compile environment (the recipe's classifier, the folder weight files are read from)."""
 
     input_kind: TensorKind
+    env: object = None
 
 
 @dataclass

@@ -28,6 +28,7 @@ import torch
 
 from ..errors import FifError, diagnostic
 from ..models import atomic_write_json
+from ..recipe_models import compile_entry, compile_env, is_model
 from .checkpoint import Checkpoint, save_checkpoint, save_module, save_pipeline
 from .context import Context, check_device, derive_seed
 from .loop import UnitState, finite_weights, train_unit
@@ -99,10 +100,13 @@ class Run:
             raise unknown_pipeline(recipe, only)
         selected = [only] if only is not None else names
         self.compiled = {}
-        for name in dict.fromkeys(selected + ["defense"]):
+        self.env = compile_env(recipe, self.ctx.input_shape, self.ctx.train_ds.num_classes)
+        for name in dict.fromkeys(selected + (["defense"] if "defense" in names else [])):
             torch.manual_seed(derive_seed(seed, "init", name))
-            self.compiled[name] = recipe.compile(name, input_shape=self.ctx.input_shape).to(device)
-        self.targets = [t for t in selected if self.compiled[t].learnable]
+            pipeline = compile_entry(recipe, name, self.ctx.input_shape, self.env)
+            if not is_model(pipeline):  # whole models (ending in logits) are evaluated as they are
+                self.compiled[name] = pipeline.to(device)
+        self.targets = [t for t in selected if t in self.compiled and self.compiled[t].learnable]
         if only is not None and not self.targets and any(s.params != "classifier" for s in recipe.train):
             from .context import stage_error
             stage = next(s for s in recipe.train if s.params != "classifier")
@@ -125,21 +129,17 @@ class Run:
 
     # -- models ----------------------------------------------------------------------------
     def _compile_expr(self, node):
-        from ..build import build
-        from ..kinds import TensorKind
-        from ..passes import analyze
+        from ..compiler import compile_program
         r = self.recipe
-        try:
-            plan = analyze(r.program, TensorKind("image", *self.ctx.input_shape), expression=node,
-                           decls=r.declarations())
-        except FifError as e:
-            raise e.with_source(r.source, r.file) from None
+        pipeline = compile_program(r.program, self.ctx.input_shape, expression=node, decls=r.declarations(),
+                                   env=self.env)
+        plan = pipeline.plan
         if plan.out != plan.input_kind:
             raise FifError(diagnostic("E322", f"an input pipeline must give back an image like its input, "
                                       f"{plan.input_kind}; this one gives {plan.out}", getattr(node, "span", None),
                                       file=r.file, source=r.source,
                                       hint="keep the input's channel count, and end features with `-> clamp`"))
-        return build(plan).to(self.device)
+        return pipeline.to(self.device)
 
     def _current_classifier(self, u):
         if u.member:
@@ -150,7 +150,12 @@ class Run:
         return self._current_classifier(u) if u.trains == "classifier" else self.ctx.classifier()
 
     def _defense_for(self, u):
-        return self.compiled[u.target] if u.trains == "defense" else self.compiled["defense"]
+        if u.trains == "defense":
+            return self.compiled[u.target]
+        if "defense" not in self.compiled:
+            raise FifError(diagnostic("E423", "inputs = adversarial(against=defense) needs a `defense = ...` "
+                                      "that maps images to images", file=self.recipe.file))
+        return self.compiled["defense"]
 
     def models(self) -> dict:
         ms = {f"pipeline.{t}": self.compiled[t] for t in self.targets}

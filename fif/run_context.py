@@ -1,0 +1,66 @@
+"""The run context: what one forward pass of a pipeline needs besides its input.
+
+    y = pipeline(x)                                         # deployed view, the global RNG
+    y = pipeline(x, generator=torch.Generator().manual_seed(0))   # a reproducible draw
+    y = pipeline.attack_view()(x)                           # BPDA through non-differentiable ops
+
+Ops see it as `forward(self, x, ctx)` when their forward names a `ctx` parameter (random ops and
+block ops do); plain ops keep `forward(self, x)`. A block can draw one random value per sample and
+hand it to its branches with `ctx.with_values(mask=m)`: DIR's complementary masks
+(`masks(k=2) { ... }`) draw K disjoint masks per sample and give branch i the i-th.
+
+Random draws are per sample and per call: `ctx.randn(shape, like=x)` draws a fresh tensor of the
+full batch shape from the context's generator (or the global RNG when there is none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import torch
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """attack_view: non-differentiable ops pass their surrogate gradient backward (BPDA).
+    generator: where random ops draw from (None: torch's global RNG).
+    values: what an enclosing block shares with the ops inside it (read-only)."""
+
+    attack_view: bool = False
+    generator: torch.Generator | None = None
+    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def with_values(self, **values) -> "RunContext":
+        """A context for a branch: the same view and generator, plus `values`."""
+        return replace(self, values=MappingProxyType({**self.values, **values}))
+
+    def _draw(self, fn, shape, like: torch.Tensor) -> torch.Tensor:
+        if self.generator is None:
+            return fn(shape, device=like.device, dtype=like.dtype)
+        if self.generator.device == like.device:
+            return fn(shape, generator=self.generator, device=like.device, dtype=like.dtype)
+        return fn(shape, generator=self.generator, device=self.generator.device, dtype=like.dtype).to(like.device)
+
+    def randn(self, shape, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise of `shape` on `like`'s device and dtype."""
+        return self._draw(torch.randn, tuple(shape), like)
+
+    def rand(self, shape, like: torch.Tensor) -> torch.Tensor:
+        """Uniform [0, 1) noise of `shape` on `like`'s device and dtype."""
+        return self._draw(torch.rand, tuple(shape), like)
+
+
+DEPLOYED = RunContext()
+ATTACK = RunContext(attack_view=True)
+
+
+def context_for(attack_view: bool = False, generator: torch.Generator | None = None) -> RunContext:
+    if generator is None:
+        return ATTACK if attack_view else DEPLOYED
+    if not isinstance(generator, torch.Generator):
+        from .errors import error
+        raise error("E503", f"generator must be a torch.Generator, got {type(generator).__name__}",
+                    hint="e.g. generator=torch.Generator().manual_seed(0)")
+    return RunContext(attack_view=attack_view, generator=generator)
