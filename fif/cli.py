@@ -52,8 +52,15 @@ def compile_cmd(file, expr, input_shape, as_json):
     if (file is None) == (expr is None):
         raise click.UsageError("give a FILE or -e EXPR (one of them)")
     text, name = (expr, "<expr>") if expr is not None else (_read(file), file)
-    shape = _shape(input_shape) if input_shape is not None else _default_shape(text, name)
-    pipeline = fif_compile(text, input_shape=shape, name=name)
+    recipe = _recipe_of(text, name)
+    checked = []
+    if recipe is not None:  # every check train and eval would make, before anything trains
+        from .recipe_models import check_recipe
+        shape = _shape(input_shape) if input_shape is not None else None
+        pipeline, checked = check_recipe(recipe, shape)
+    else:
+        shape = _shape(input_shape) if input_shape is not None else (1, 28, 28)
+        pipeline = fif_compile(text, input_shape=shape, name=name)
     rows = pipeline.stages()
     summary = {
         "source": pipeline.source.rstrip("\n"), "input": str(pipeline.plan.input_kind),
@@ -74,16 +81,18 @@ def compile_cmd(file, expr, input_shape, as_json):
               f"differentiable: {_yes(summary['differentiable'])}; random: {_yes(summary['random'])}")
     if not summary["differentiable"]:
         out.print("non-differentiable stages pass their surrogate gradient in the attack view (BPDA)")
+    if checked:
+        out.print("checked, with their models: " + "; ".join(checked))
 
 
-def _default_shape(text, name):
-    """A recipe's data decides the shape; a bare pipeline defaults to the shipped digits (1,28,28)."""
+def _recipe_of(text, name):
+    """The recipe in `text` (its data then decides the input shape), or None for a bare pipeline."""
     from .syntax import parse
     program = parse(text, name)
     if program.recipes and not program.statements:
         from .recipe import recipe_from_program
-        return recipe_from_program(program).input_shape()
-    return (1, 28, 28)
+        return recipe_from_program(program)
+    return None
 
 
 def _jsonable(v):

@@ -132,3 +132,17 @@ def _model_text(expr, decls) -> str:
     from .compiler import standalone_program
     from .syntax.printer import format_program
     return format_program(standalone_program(None, expr, decls))
+
+
+def check_recipe(recipe, input_shape=None):
+    """Compile every entry and its model, as train and eval would, without loading or training
+    anything. Returns (the main entry's pipeline, one line per entry: `name: source -> model`)."""
+    shape, env = _shape_env(recipe, input_shape, None)
+    lines, main = [], None
+    compile_model(recipe, None, shape, env)
+    for which in recipe.defenses():
+        entry = compile_entry(recipe, which, shape, env)
+        model = compile_model(recipe, which, shape, env, entry=entry)
+        main = main or entry
+        lines.append(f"{which} ({'model' if is_model(entry) else 'defense'}, {model.output_kind})")
+    return main, lines

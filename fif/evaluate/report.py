@@ -66,9 +66,12 @@ def tables(results: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Per threat model: header and rows, defenses as rows, attack@eps as columns (percent)."""
     rows = [r for r in results["rows"] if not r.get("sanity")]
     clean = {r["defense"]: r["accuracy"] for r in rows if r["threat"] == "clean"}
-    defenses = list(dict.fromkeys(r["defense"] for r in rows if r["threat"] != "probe"))
+    defenses = list(dict.fromkeys(r["defense"] for r in rows if r["threat"] not in ("probe", "overall")))
+    labels = results.get("labels", {})
+    threats = list(dict.fromkeys(r["threat"] for r in rows if r["threat"] not in ("clean",)))
+    threats.sort(key=lambda t: t != "overall")  # the number to trust comes first
     out = {}
-    for threat in list(dict.fromkeys(r["threat"] for r in rows if r["threat"] not in ("clean",))):
+    for threat in threats:
         sub = [r for r in rows if r["threat"] == threat]
         cols = list(dict.fromkeys((r["attack"], r["eps"]) for r in sub))
         cols.sort(key=lambda c: (c[0] == "worst", 0))
@@ -78,10 +81,19 @@ def tables(results: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
         header = ["defense", "clean"] + [f"{short[a]} {e:g}" for a, e in cols]
         body = []
         for d in names:
-            body.append([d, _pct(clean[d]) if d in clean else "-"] +
+            body.append([_cell(labels.get(d, d)), _pct(clean[d]) if d in clean else "-"] +
                         [_pct(index[(d, a, e)]) if (d, a, e) in index else "-" for a, e in cols])
         out[threat] = (header, body)
     return out
+
+
+def _cell(text: str, width: int = 60) -> str:
+    """A table cell for a defense: its source in backticks, shortened when long."""
+    name, sep, source = text.partition(": ") if ": " in text and not text.startswith("probe") else ("", "", text)
+    if len(source) > width:
+        source = source[: width - 3] + "..."
+    source = source.replace("|", "\\|")
+    return f"{name}: `{source}`" if sep else f"`{source}`"
 
 
 def short_labels(labels) -> dict[str, str]:
@@ -98,7 +110,10 @@ def _md_table(header, body) -> str:
 
 
 _THREAT_TEXT = {
-    "graybox": "Gray-box: the attack sees the classifier only; the defense is applied afterwards.",
+    "overall": "Overall: per image, the worst case over every L-inf attack and every threat model below. An "
+               "attacker who can run the adaptive attack can run the others too, so this is the number to trust.",
+    "graybox": "Gray-box: the attack sees the classifier(s) only, without the defense's transforms; the "
+               "whole model classifies the result.",
     "whitebox": "White-box: true gradients through the defense as deployed (zero through rounding).",
     "adaptive": "Adaptive: BPDA (surrogate gradients through non-differentiable ops) + EOT over random ops. "
                 "The number to trust.",
@@ -117,6 +132,12 @@ def markdown(record: dict) -> str:
     for k, v in record["sources"].items():
         lines.append(f"- `{k}`: `{v}`" + (f" (weights: `{record['weights'][k]}`)" if k in record["weights"] else ""))
     lines.append("")
+    graybox = record.get("graybox", {})
+    if graybox and any(v != "classifier" for v in graybox.values()):
+        lines.append("What the gray-box attacker sees (each model's classifiers without their transforms):")
+        lines.append("")
+        lines += [f"- `{k}`: `{v}`" for k, v in graybox.items()]
+        lines.append("")
     if record["warnings"]:
         lines.append("## Warnings: likely gradient masking")
         lines.append("")

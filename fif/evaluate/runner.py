@@ -25,6 +25,7 @@ from ..progress import track
 from ..recipe import AttackSpec, Recipe
 from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
+from .models import Entry, recipe_entries
 from .metrics import psnr, ssim
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
@@ -39,7 +40,7 @@ class Setup:
     y: torch.Tensor
     classifier: nn.Module
     surrogate: nn.Module | None
-    defenses: dict[str, nn.Module | None]
+    entries: dict[str, Entry]
     device: str
     seed: int
     batch: int
@@ -54,49 +55,23 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
     classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
-    weights = {}
     tuned = _fine_tuned_classifier(recipe, runs)
     if tuned is not None:  # a train stage with `params = classifier` fine-tuned it
         from ..models import load_weights
         load_weights(classifier, tuned)
-        weights["classifier"] = str(tuned)
     surrogate = None
     if "transfer" in threats:  # another architecture, another seed, the same data and settings
         surrogate = recipe_classifier(recipe, train_ds, test_ds, device=device, arch=recipe.eval.transfer,
                                       seed_offset=1)
-    defenses: dict[str, nn.Module | None] = {"none": None}
-    for which in recipe.defenses():
-        pipeline = recipe.compile(which, input_shape=tuple(x.shape[1:]))
-        if pipeline.learnable:
-            weights[which] = str(_load_trained(recipe, which, pipeline, runs))
-        defenses[which] = pipeline.to(device).eval()
-    return Setup(recipe, x, y, classifier, surrogate, defenses, device,
+    entries, weights = recipe_entries(recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs,
+                                      tuned=tuned)
+    return Setup(recipe, x, y, classifier, surrogate, entries, device,
                  recipe.eval.seed if seed is None else seed, recipe.eval.batch, recipe.eval.eot, weights)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
     from ..train import trained_weights
     return trained_weights(recipe, "classifier", runs)
-
-
-def _load_trained(recipe: Recipe, which: str, pipeline, runs: Path | None) -> Path:
-    from safetensors import safe_open
-    from ..models import load_weights
-    from ..train import trained_weights
-    path = trained_weights(recipe, which, runs)
-    if path is None:
-        path = (runs or Path("runs")) / recipe.name / "train" / f"{which}.safetensors"
-        raise FifError(diagnostic(
-            "E421", f"'{which}' has learnable weights but no trained checkpoint at {path}", file=recipe.file,
-            hint=f"train it first: fif train {recipe.file}" + (f" --out {path.parent}" if runs else "")))
-    with safe_open(str(path), framework="pt") as f:
-        source = (f.metadata() or {}).get("source")
-    if source is not None and source.strip() != pipeline.source.strip():
-        raise FifError(diagnostic("E422", f"the weights in {path} were trained for another pipeline:\n  {source.strip()}\n"
-                                  f"but the recipe's '{which}' is now\n  {pipeline.source.strip()}", file=str(path),
-                                  hint=f"retrain: fif train {recipe.file}"))
-    load_weights(pipeline, path)
-    return path
 
 
 def attack_budgets(recipe: Recipe, spec: AttackSpec, eps_override=None) -> list[float]:
@@ -121,14 +96,6 @@ def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Te
     return torch.cat(outs)
 
 
-def _deployed(defense, classifier):
-    return classifier if defense is None else nn.Sequential(defense, classifier)
-
-
-def _attack_view(defense, classifier):
-    return classifier if defense is None else nn.Sequential(defense.attack_view(), classifier)
-
-
 def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[float] | None = None,
              threats: list[str] | None = None, n: int | None = None, device: str = "cpu",
              probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None) -> dict:
@@ -138,34 +105,34 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
     setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed)
     rows: list[dict] = []
     correct: dict[tuple, torch.Tensor] = {}
-    x, y, clf = setup.x, setup.y, setup.classifier
+    x, y = setup.x, setup.y
     start = time.perf_counter()
 
-    for name, defense in setup.defenses.items():
+    for name, entry in setup.entries.items():
         t0 = time.perf_counter()
-        pred = _predict(_deployed(defense, clf), x, setup.batch)
+        pred = _predict(entry.model, x, setup.batch)
         row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
-        if defense is not None:
+        if entry.defense is not None:
             with torch.no_grad():
-                defended = torch.cat([defense(x[i:i + setup.batch]) for i in range(0, len(x), setup.batch)])
+                defended = torch.cat([entry.defense(x[i:i + setup.batch]) for i in range(0, len(x), setup.batch)])
             row["psnr"] = float(psnr(defended, x).clamp(max=100).mean())
             row["ssim"] = float(ssim(defended, x).mean())
         rows.append(row)
 
-    cache: dict[tuple, torch.Tensor] = {}  # defense-independent adversarial examples
+    cache: dict[tuple, torch.Tensor] = {}  # adversarial examples shared by entries with one gray-box view
     jobs = [(t, s, e) for t in threats for s in specs for e in attack_budgets(recipe, s, eps)]
     for threat, spec, e in track(jobs, "attacks", total=len(jobs)):
-        for name, defense in setup.defenses.items():
+        for name, entry in setup.entries.items():
             if threat == "transfer" and setup.surrogate is None:
                 continue
             t0 = time.perf_counter()
-            x_adv = _adversarial(setup, threat, spec, e, name, defense, cache)
-            ok = _predict(_deployed(defense, clf), x_adv, setup.batch) == y
+            x_adv = _adversarial(setup, threat, spec, e, name, entry, cache)
+            ok = _predict(entry.model, x_adv, setup.batch) == y
             rows.append(_row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
                              norm=get_attack(spec.name).norm))
             correct[(name, spec.label(), e, threat)] = ok
 
-    rows += _worst_case(correct, setup)
+    rows = _worst_case(correct) + rows
     rows += _sanity(setup, threats)
     for probe in probes or []:
         rows += _probe_rows(setup, probe, specs, eps, cache)
@@ -173,7 +140,9 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
         "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
         "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
         "rows": rows, "warnings": masking_warnings(rows), "seconds": time.perf_counter() - start,
-        "sources": {k: (v.source.strip() if v is not None else "none") for k, v in setup.defenses.items()},
+        "sources": {k: v.source for k, v in setup.entries.items()},
+        "labels": {k: v.label for k, v in setup.entries.items()},
+        "graybox": {k: v.graybox.text for k, v in setup.entries.items()},
     }
 
 
@@ -188,13 +157,14 @@ def _select_attacks(recipe: Recipe, names) -> list[AttackSpec]:
     return out
 
 
-def _adversarial(setup: Setup, threat, spec, e, name, defense, cache):
-    x, y, clf, b = setup.x, setup.y, setup.classifier, setup.batch
+def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
+    x, y, b = setup.x, setup.y, setup.batch
     seed = (setup.seed, threat, spec.label(), e)
-    if threat == "graybox" or (defense is None and threat in ("whitebox", "adaptive")):
-        key = ("graybox", spec.label(), e)
+    if threat == "graybox" or (name == "none" and threat in ("whitebox", "adaptive")):
+        key = ("graybox", entry.graybox.text, spec.label(), e)
         if key not in cache:
-            cache[key] = _attack(clf, spec, x, y, e, batch=b, eot=1, seed=seed)
+            cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, eot=1,
+                                 seed=(setup.seed, "graybox", spec.label(), e))
         return cache[key]
     if threat == "transfer":
         key = ("transfer", spec.label(), e)
@@ -202,10 +172,10 @@ def _adversarial(setup: Setup, threat, spec, e, name, defense, cache):
             cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed)
         return cache[key]
     if threat == "whitebox":
-        return _attack(_deployed(defense, clf), spec, x, y, e, batch=b, eot=1, seed=seed)
+        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed)
     if threat == "adaptive":
-        eot = setup.eot if defense.random else 1
-        return _attack(_attack_view(defense, clf), spec, x, y, e, batch=b, eot=eot, seed=seed)
+        eot = setup.eot if entry.random else 1
+        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed)
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
 
 
@@ -214,16 +184,20 @@ def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> di
             "accuracy": float(ok.float().mean()), "n": int(ok.numel()), "seconds": round(seconds, 3), **extra}
 
 
-def _worst_case(correct: dict, setup: Setup) -> list[dict]:
-    """Per sample: robust only if every L-inf attack at that eps failed."""
+def _worst_case(correct: dict) -> list[dict]:
+    """Per sample: robust only if every L-inf attack at that eps failed, under each threat model
+    (`worst`), and under every threat model at once (threat `overall`, the number to trust: an
+    attacker who can run the adaptive attack can run the gray-box and transfer ones too)."""
     groups: dict[tuple, list[torch.Tensor]] = {}
     for (name, attack, e, threat), ok in correct.items():
         if attack.split("(")[0] in ATTACKS and ATTACKS[attack.split("(")[0]].norm == "linf":
             groups.setdefault((name, e, threat), []).append(ok)
-    rows = []
-    for (name, e, threat), oks in groups.items():
-        rows.append(_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks)))
-    return rows
+            groups.setdefault((name, e, "overall"), []).append(ok)
+    overall = [_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks))
+               for (name, e, threat), oks in groups.items() if threat == "overall"]
+    per_threat = [_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks))
+                  for (name, e, threat), oks in groups.items() if threat != "overall"]
+    return overall + per_threat
 
 
 def _sanity(setup: Setup, threats) -> list[dict]:
@@ -232,17 +206,17 @@ def _sanity(setup: Setup, threats) -> list[dict]:
     spec = AttackSpec(name="pgd", params={"steps": 40, "step": 0.05})
     m = min(len(setup.x), 200)
     x, y = setup.x[:m], setup.y[:m]
-    for name, defense in setup.defenses.items():
-        if defense is None:
+    for name, entry in setup.entries.items():
+        if name == "none":
             continue
         for threat in ("whitebox", "adaptive"):
             if threat not in threats:
                 continue
             t0 = time.perf_counter()
-            model = _deployed(defense, setup.classifier) if threat == "whitebox" else _attack_view(defense, setup.classifier)
-            eot = setup.eot if (threat == "adaptive" and defense.random) else 1
+            model = entry.model if threat == "whitebox" else entry.model.attack_view()
+            eot = setup.eot if (threat == "adaptive" and entry.random) else 1
             x_adv = _attack(model, spec, x, y, SANITY_EPS, batch=setup.batch, eot=eot, seed=(setup.seed, "sanity"))
-            ok = _predict(_deployed(defense, setup.classifier), x_adv, setup.batch) == y
+            ok = _predict(entry.model, x_adv, setup.batch) == y
             rows.append(_row(name, spec.label(), SANITY_EPS, threat, ok, time.perf_counter() - t0, sanity=True))
     return rows
 

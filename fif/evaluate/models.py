@@ -1,0 +1,127 @@
+"""The models an evaluation attacks, one per entry of the recipe: `none` (the plain classifier), the
+defense and each variant, each a fif.Pipeline that ends in logits, with every weight loaded.
+
+    entries, weights = recipe_entries(recipe, classifier, shape=(1, 28, 28), device="cpu", runs=Path("runs"))
+    entries["defense"].model          # defense -> classifier, as deployed
+    entries["defense"].graybox        # what a gray-box attacker sees: the classifier(s) alone
+
+Weights: a defense's learnable ops from `fif train` (runs/<recipe>/train/<entry>.safetensors);
+`classifier` ops from the recipe's classifier (member 0, fine-tuned when a stage tuned it) or the
+chain members `fif train` wrote (classifier_<i>.safetensors).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..build import OpNode
+from ..errors import FifError, diagnostic
+from ..recipe_models import compile_entry, compile_env, compile_model, is_model, load_entry_weights
+from ..views import ClassifierView, classifier_view
+
+
+@dataclass
+class Entry:
+    """One evaluated model. `defense` is the image -> image pipeline when the entry is a defense
+    (for PSNR/SSIM of defended images); `graybox` the gray-box attacker's view of `model`."""
+
+    name: str
+    source: str
+    model: nn.Module
+    graybox: ClassifierView
+    defense: nn.Module | None = None
+
+    @property
+    def random(self) -> bool:
+        return bool(self.model.random)
+
+    @property
+    def label(self) -> str:
+        """How tables name it: the source for the defense, `name: source` for a variant."""
+        if self.name in ("none", "defense", "model"):
+            return self.source if self.name != "none" else "none"
+        return f"{self.name}: {self.source}"
+
+
+def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
+                   tuned: Path | None = None) -> tuple[dict[str, Entry], dict[str, str]]:
+    """Every entry's model with its weights, and the weight files used (for the report)."""
+    env = compile_env(recipe, shape, classifier.num_classes)
+    weights: dict[str, str] = {}
+    if tuned is not None:
+        weights["classifier"] = str(tuned)
+    members = _Members(recipe, classifier, runs, weights)
+    baseline = compile_model(recipe, None, shape, env)
+    _bind(baseline, members)
+    entries = {"none": Entry("none", "classifier", baseline.to(device).eval(), classifier_view(baseline))}
+    for which in recipe.defenses():
+        entry = compile_entry(recipe, which, shape, env)
+        if entry.learnable:
+            weights[which] = str(load_trained(recipe, which, entry, runs))
+        model = compile_model(recipe, which, shape, env, entry=entry)
+        load_entry_weights(entry, model)
+        _bind(model, members)
+        model = model.to(device).eval()
+        view = classifier_view(model)
+        defense = None if is_model(entry) else entry.to(device).eval()
+        entries[which] = Entry(which, entry.source.strip(), model, view, defense)
+    return entries, weights
+
+
+class _Members:
+    """Classifier weights by member: 0 the recipe's classifier, i the i-th chain member."""
+
+    def __init__(self, recipe, classifier, runs, weights):
+        self.recipe, self.classifier, self.runs, self.weights = recipe, classifier, runs, weights
+        self._cache: dict[int, nn.Module] = {0: classifier}
+
+    def __call__(self, member: int) -> nn.Module:
+        if member not in self._cache:
+            from ..models import load_weights
+            from ..train import trained_weights
+            path = trained_weights(self.recipe, f"classifier_{member}", self.runs)
+            if path is None:
+                where = (self.runs or Path("runs")) / self.recipe.name / "train" / f"classifier_{member}.safetensors"
+                raise FifError(diagnostic(
+                    "E421", f"classifier(member={member}) has no trained weights at {where}", file=self.recipe.file,
+                    source=self.recipe.source, hint=f"train the recipe's chain stage first: fif train {self.recipe.file}"))
+            model = copy.deepcopy(self.classifier)
+            load_weights(model, path)
+            self.weights[f"classifier_{member}"] = str(path)
+            self._cache[member] = model.eval()
+        return self._cache[member]
+
+
+def _bind(model, members: _Members) -> None:
+    for module in model.modules():
+        if isinstance(module, OpNode) and module.op == "classifier":
+            member = int(module.step.kwargs["member"])
+            source = members(member)
+            module.inner.load_state_dict(source.state_dict())
+            module.inner.to(next(source.parameters()).device)
+
+
+def load_trained(recipe, which: str, pipeline, runs: Path | None) -> Path:
+    """Load `fif train`'s weights for `which` into `pipeline`; E421 when there are none, E422 when
+    they were trained for another pipeline text."""
+    from safetensors import safe_open
+    from ..models import load_weights
+    from ..train import trained_weights
+    path = trained_weights(recipe, which, runs)
+    if path is None:
+        path = (runs or Path("runs")) / recipe.name / "train" / f"{which}.safetensors"
+        raise FifError(diagnostic(
+            "E421", f"'{which}' has learnable weights but no trained checkpoint at {path}", file=recipe.file,
+            hint=f"train it first: fif train {recipe.file}" + (f" --out {path.parent}" if runs else "")))
+    with safe_open(str(path), framework="pt") as f:
+        source = (f.metadata() or {}).get("source")
+    if source is not None and source.strip() != pipeline.source.strip():
+        raise FifError(diagnostic("E422", f"the weights in {path} were trained for another pipeline:\n  {source.strip()}\n"
+                                  f"but the recipe's '{which}' is now\n  {pipeline.source.strip()}", file=str(path),
+                                  hint=f"retrain: fif train {recipe.file}"))
+    load_weights(pipeline, path)
+    return path
