@@ -21,7 +21,7 @@ from .run_context import DEPLOYED
 
 # Weights (parameters and buffers) one op may allocate. Far above any defense in the papers
 # (EDSR-full is 43M parameters, 172 MB); a typo such as conv(100000000000) stops here.
-MAX_OP_BYTES = 8 * 2 ** 30
+MAX_OP_BYTES = 8 * 10 ** 9
 
 
 def wants_context(module: nn.Module) -> bool:

@@ -417,3 +417,28 @@ def test_stage_table_counts_weights_where_they_live():
     assert (rows["0.b0.0"]["weights"], rows["0.b0.1"]["weights"], rows["0.b1"]["weights"]) == (20, 19, 10)
     assert sum(r["weights"] for r in rows.values()) == sum(t.numel() for t in p.parameters())
     assert list(rows["0.b0.0"]["params"]) == ["out", "k", "depth", "act", "width"]   # declared order
+
+
+@pytest.mark.parametrize("src", ["conv(100000000000)", "dwt -> <LL: downup -> conv(3000000, depth=2) -> conv(out=1)> -> idwt"])
+def test_absurd_sizes_are_refused_before_anything_is_allocated(src):
+    """conv(100000000000) would need terabytes: E360 at the op, with the size, and no allocation."""
+    import tracemalloc
+    tracemalloc.start()
+    with pytest.raises(fif.FifError) as e:
+        fif.compile(src, input_shape=(1, 28, 28))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (e.value.code, e.value.line, e.value.column) == ("E360", 1, src.index("conv(") + 1)
+    assert "GB" in e.value.message or "TB" in e.value.message
+    assert peak < 200 * 2 ** 20
+
+
+def test_weight_limit_is_measured_not_guessed(monkeypatch):
+    import fif.build
+    size = 4 * (1 * 8 * 9 + 8 + 8 * 1 * 9 + 1)     # float32 weights and biases of 1 -> 8 -> 1 channels
+    monkeypatch.setattr(fif.build, "MAX_OP_BYTES", size - 1)
+    with pytest.raises(fif.FifError) as e:
+        fif.compile("conv(1, depth=2, width=8) -> clamp", input_shape=(1, 8, 8))
+    assert e.value.code == "E360" and f"{size} B" in e.value.message
+    monkeypatch.setattr(fif.build, "MAX_OP_BYTES", size)
+    fif.compile("conv(1, depth=2, width=8) -> clamp", input_shape=(1, 8, 8))
