@@ -51,6 +51,7 @@ SNIPPETS = {
     "smallcnn": [("smallcnn", (1, 28, 28)), ("bitdepth(4) -> smallcnn(classes=3, width=4)", S3)],
     "lenet": [("lenet", (1, 28, 28)), ("mean { lenet(classes=5) | lenet(classes=5) }", S3)],
     "resnet18": [("resnet18(width=8)", S3)],
+    "masks": [("masks { conv(2) -> conv(out=input) }", S3), ("masks(k=3, patch=3, combine=hidden) { conv(2) -> noise(0.1) -> conv(out=input) }", S1)],
     "classifier": [("classifier", (1, 28, 28)), ("bitdepth(4) -> classifier(member=2)", S3)],
     "vote": [("vote { smallcnn(classes=3, width=4) | bitdepth(4) -> smallcnn(classes=3, width=4) }", S3),
              ("vote { classifier | noise(0.1) -> classifier | classifier }", (1, 12, 12))],
