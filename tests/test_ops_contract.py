@@ -31,6 +31,7 @@ S3 = (3, 16, 16)
 # op name -> [(fif snippet that uses it, input shape)]. Keep them small: this runs for every op.
 SNIPPETS = {
     "bitdepth": [("bitdepth(4)", S1), ("bitdepth(2)", S3)],
+    "blockdct": [("blockdct", S1), ("blockdct(4, split=3, scale=1, shift=0)", (2, 9, 7))],
     "chancompress": [("chancompress(1/2, noise)", S3), ("chancompress(code=1, noise=0.5, test_noise=true)", S1)],
     "clamp": [("clamp", S1), ("clamp(-0.5, 0.5)", S3)],
     "conv": [("conv(4, depth=2) -> conv(out=input)", S3), ("conv(2, k=5, act=tanh, width=3, depth=2)", S1)],
@@ -38,9 +39,13 @@ SNIPPETS = {
     "droppixels": [("droppixels(0.5)", S1), ("droppixels(0.3)", S3)],
     "dwt": [("dwt", S1), ("dwt(db2, levels=2)", S3), ("dwt(haar, mode=symmetric)", S1)],
     "id": [("id", S1), ("dwt -> id -> idwt", S1)],
+    "iblockdct": [("blockdct -> iblockdct", S1),
+                  ("blockdct(8, split=3) -> <AF: zero, OF: conv(k=1)> -> iblockdct", (1, 12, 20))],
     "idwt": [("dwt -> idwt", S1), ("dwt(db2, levels=2) -> <HH1: zero> -> idwt", S3)],
     "mean": [("mean { conv(2) | conv(2) -> conv(2) }", S1), ("mean { id | noise(0.1) }", S3)],
     "noise": [("noise(0.1)", S1), ("noise(0.2, clip=false)", S3)],
+    "quantize": [("quantize(0.1)", S1), ("quantize(1/4, round=false)", S3),
+                 ("blockdct(8, split=5) -> <OF: quantize(16), AF: quantize(50)> -> iblockdct", S3)],
     "residual": [("residual { conv(4) -> conv(out=input) }", S3)],
     "zero": [("zero", S1), ("dwt -> <HH: zero> -> idwt", S3)],
     # Classifiers as ops (registered by the models package when it is present).
