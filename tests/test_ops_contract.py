@@ -42,6 +42,8 @@ SNIPPETS = {
     "iblockdct": [("blockdct -> iblockdct", S1),
                   ("blockdct(8, split=3) -> <AF: zero, OF: conv(k=1)> -> iblockdct", (1, 12, 20))],
     "idwt": [("dwt -> idwt", S1), ("dwt(db2, levels=2) -> <HH1: zero> -> idwt", S3)],
+    "jpeg": [("jpeg(50)", S1), ("jpeg(90)", S3), ("jpeg(20, subsample, bpda=cubic)", S3),
+             ("jpeg(75, color=channels) -> smallcnn(classes=3, width=4)", (2, 12, 12))],
     "mean": [("mean { conv(2) | conv(2) -> conv(2) }", S1), ("mean { id | noise(0.1) }", S3)],
     "noise": [("noise(0.1)", S1), ("noise(0.2, clip=false)", S3)],
     "quantize": [("quantize(0.1)", S1), ("quantize(1/4, round=false)", S3),
