@@ -45,10 +45,13 @@ SNIPPETS = {
     "jpeg": [("jpeg(50)", S1), ("jpeg(90)", S3), ("jpeg(20, subsample, bpda=cubic)", S3),
              ("jpeg(75, color=channels) -> smallcnn(classes=3, width=4)", (2, 12, 12))],
     "mean": [("mean { conv(2) | conv(2) -> conv(2) }", S1), ("mean { id | noise(0.1) }", S3)],
+    "median": [("median", S1), ("median(5) -> clamp(0, 0.5)", S3)],
     "noise": [("noise(0.1)", S1), ("noise(0.2, clip=false)", S3)],
     "quantize": [("quantize(0.1)", S1), ("quantize(1/4, round=false)", S3),
                  ("blockdct(8, split=5) -> <OF: quantize(16), AF: quantize(50)> -> iblockdct", S3)],
     "residual": [("residual { conv(4) -> conv(out=input) }", S3)],
+    "shrink": [("shrink", S1), ("shrink(db2, levels=1, rule=visu, mode=hard, pad=periodization)", S3),
+               ("shrink(sym2, levels=2, sigma=0.1)", (1, 20, 20))],
     "zero": [("zero", S1), ("dwt -> <HH: zero> -> idwt", S3)],
     # Classifiers as ops (registered by the models package when it is present).
     "smallcnn": [("smallcnn", (1, 28, 28)), ("bitdepth(4) -> smallcnn(classes=3, width=4)", S3)],
