@@ -274,3 +274,14 @@ def test_jpeg_surrogates():
     g = _grad(c.attack_view(), x, w)
     assert torch.isfinite(g).all() and g.abs().sum() > 0 and not torch.allclose(g, w)
 
+
+def test_cli_lists_the_new_ops_and_compiles_jpeg_before_a_classifier():
+    from click.testing import CliRunner
+    from fif.cli import main
+    listing = CliRunner().invoke(main, ["ops"])
+    assert listing.exit_code == 0
+    for op in ("blockdct", "iblockdct", "quantize", "jpeg", "median", "shrink", "edsr"):
+        assert f"│ {op} " in listing.output, op
+    result = CliRunner().invoke(main, ["compile", "-e", "jpeg(75) -> smallcnn", "--input-shape", "1,28,28"])
+    assert result.exit_code == 0, result.output
+    assert "image[1,28,28] -> logits[10]" in result.output

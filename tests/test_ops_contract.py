@@ -38,6 +38,7 @@ SNIPPETS = {
     "downup": [("downup(2)", S3), ("downup(4, depth=1, down=conv)", S1)],
     "droppixels": [("droppixels(0.5)", S1), ("droppixels(0.3)", S3)],
     "dwt": [("dwt", S1), ("dwt(db2, levels=2)", S3), ("dwt(haar, mode=symmetric)", S1)],
+    "edsr": [("edsr(4, 2)", S1), ("edsr(width=3, depth=1, res_scale=0.1, mean_shift=true) -> clamp", S3)],
     "id": [("id", S1), ("dwt -> id -> idwt", S1)],
     "iblockdct": [("blockdct -> iblockdct", S1),
                   ("blockdct(8, split=3) -> <AF: zero, OF: conv(k=1)> -> iblockdct", (1, 12, 20))],

@@ -3,4 +3,4 @@
     fif ops            # lists them with signatures and flags
 """
 
-from . import basic, blocks, classifiers, conv, dct, denoise, jpeg, quantize, wavelet  # noqa: F401
+from . import basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, quantize, wavelet  # noqa: F401
