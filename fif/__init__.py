@@ -7,7 +7,8 @@
 
 from .api import compile, format, parse
 from .errors import Diagnostic, FifError
-from .pipeline import AttackView, Pipeline, load
+from .loading import load
+from .pipeline import AttackView, Pipeline
 from .registry import Param, register_op
 
 __version__ = "0.1.0"

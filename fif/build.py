@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import FifError, diagnostic
+from .pipeline import Pipeline
 from .plan import BlockStep, OpStep, PartMapStep, Plan, SeqStep, SharedStep
 from .registry import get_op
 from .run_context import DEPLOYED
@@ -67,6 +68,13 @@ class OpNode(nn.Module):
     def extra_repr(self):
         return f"op={self.op}"
 
+    def count_weights(self, path: str, counts: dict) -> None:
+        """Weights per stage path (`2.HH.0`, block branches `b0`), as Plan.rows() names stages."""
+        inside = sum(t.numel() for b in self.branches for t in b.parameters())
+        counts[path or "0"] = sum(t.numel() for t in self.parameters()) - inside
+        for i, b in enumerate(self.branches):
+            b.count_weights(f"{path}.b{i}" if path else f"b{i}", counts)
+
 
 class SeqNode(nn.Module):
     def __init__(self, step: SeqStep, stages):
@@ -78,6 +86,10 @@ class SeqNode(nn.Module):
         for stage in self.stages:
             x = stage(x, ctx)
         return x
+
+    def count_weights(self, path: str, counts: dict) -> None:
+        for i, m in enumerate(self.stages):
+            m.count_weights(f"{path}.{i}" if path else str(i), counts)
 
 
 class PartMapNode(nn.Module):
@@ -93,6 +105,10 @@ class PartMapNode(nn.Module):
         for name, module in self.parts.items():
             out[name] = module(value[name], ctx)
         return out
+
+    def count_weights(self, path: str, counts: dict) -> None:
+        for name, m in self.parts.items():
+            m.count_weights(f"{path}.{name}" if path else name, counts)
 
 
 class SharedNode(nn.Module):
@@ -113,6 +129,9 @@ class SharedNode(nn.Module):
 
     def extra_repr(self):
         return f"shared={self.name}"
+
+    def count_weights(self, path: str, counts: dict) -> None:
+        return None  # counted once, where the `let` is declared
 
 
 def _weight_bytes(module: nn.Module) -> int:
@@ -181,7 +200,6 @@ def build_step(step, shared: nn.ModuleDict, env=None) -> nn.Module:
 
 def build(plan: Plan, env=None):
     """A fresh `fif.Pipeline` (new weights) for the plan."""
-    from .pipeline import Pipeline
     shared = nn.ModuleDict()
     for name, step in plan.shared:
         shared[name] = build_step(step, shared, env)

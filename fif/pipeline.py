@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .build import OpNode
 from .errors import FifError, diagnostic
 from .kinds import shape_of
 from .plan import Plan
@@ -114,67 +113,9 @@ class AttackView(nn.Module):
 
 
 def _param_counts(p: Pipeline) -> dict[str, int]:
-    """Parameters per stage path, matching Plan.rows() paths."""
+    """Parameters per stage path, matching Plan.rows() paths (each node counts its own)."""
     counts: dict[str, int] = {}
-
-    def walk(module, path):
-        from .build import PartMapNode, SeqNode
-        if isinstance(module, SeqNode):
-            for i, m in enumerate(module.stages):
-                walk(m, f"{path}.{i}" if path else str(i))
-        elif isinstance(module, PartMapNode):
-            for name, m in module.parts.items():
-                walk(m, f"{path}.{name}" if path else name)
-        elif isinstance(module, OpNode):
-            inside = sum(t.numel() for b in module.branches for t in b.parameters())
-            counts[path or "0"] = sum(t.numel() for t in module.parameters()) - inside
-            for i, b in enumerate(module.branches):
-                walk(b, f"{path}.b{i}" if path else f"b{i}")
-
     for name, m in p.shared.items():
-        walk(m, name)
-    walk(p.root, "")
+        m.count_weights(name, counts)
+    p.root.count_weights("", counts)
     return counts
-
-
-def load(path, map_location="cpu") -> Pipeline:
-    """Load a pipeline saved with `Pipeline.save`: recompile its source, then load its weights."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    from safetensors import safe_open
-    from .api import compile as fif_compile
-    path = Path(path)
-    if not path.is_file():
-        raise FifError(diagnostic("E401", f"no such file: {path}", file=str(path)))
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise FifError(diagnostic("E402", f"not a readable safetensors file: {e}", file=str(path),
-                                  hint="was it written by Pipeline.save?")) from None
-    if meta.get("format") != FORMAT or "source" not in meta:
-        raise FifError(diagnostic("E402", "this safetensors file holds no fif pipeline (no source in its metadata)",
-                                  file=str(path)))
-    try:
-        shape = tuple(int(v) for v in json.loads(meta["input_shape"]))
-    except (ValueError, TypeError, KeyError):
-        raise FifError(diagnostic("E402", f"the file's input_shape metadata is damaged: {meta.get('input_shape')!r}",
-                                  file=str(path))) from None
-    pipeline = fif_compile(meta["source"], input_shape=shape, kind=meta.get("input_kind", "image"),
-                           name=str(path))
-    expected = pipeline.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
-    if missing or extra or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}")
-        if extra:
-            parts.append(f"unexpected {', '.join(extra[:3])}")
-        if wrong:
-            parts.append(f"wrong shape for {', '.join(wrong[:3])}")
-        raise FifError(diagnostic("E403", "weights do not match the pipeline: " + "; ".join(parts), file=str(path)))
-    pipeline.load_state_dict(tensors)
-    return pipeline.to(map_location)

@@ -1,0 +1,75 @@
+"""The layering DESIGN.md section 4 asks for: no import cycles inside fif (counting imports made
+inside functions too), except the one deliberate edge where the registry loads the built-in
+catalog on first use."""
+
+import ast
+import pathlib
+
+import fif
+
+ROOT = pathlib.Path(fif.__file__).parent
+ALLOWED = {("fif.registry", "fif.ops")}   # registry._ensure_builtin_ops imports the catalog lazily
+
+
+def _modules():
+    mods = {}
+    for p in ROOT.rglob("*.py"):
+        parts = ("fif",) + p.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = p
+    return mods
+
+
+def _edges(mods):
+    edges = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for a in node.names:
+                    cand = f"{target}.{a.name}"
+                    if cand in mods:
+                        edges[m].add(cand)
+                    elif target in mods:
+                        edges[m].add(target)
+            elif isinstance(node, ast.Import):
+                edges[m] |= {a.name for a in node.names if a.name in mods}
+    return edges
+
+
+def _reaches(edges, start, goal):
+    seen, stack = set(), [start]
+    while stack:
+        cur = stack.pop()
+        for nxt in edges[cur]:
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def test_no_import_cycles():
+    mods = _modules()
+    edges = _edges(mods)
+    for a, b in ALLOWED:
+        edges[a].discard(b)
+    cycles = sorted((a, b) for a in edges for b in edges[a] if a != b and _reaches(edges, b, a))
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_plan_and_the_passes_do_not_import_torch():
+    """Planning is torch-free (DESIGN section 4): only build and what runs modules import torch."""
+    for name in ("plan.py", "kinds.py", "errors.py", "compiler.py", "registry.py"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert "import torch" not in text, name
+    for p in (ROOT / "passes").glob("*.py"):
+        assert "import torch" not in p.read_text(encoding="utf-8"), p.name
+    for p in (ROOT / "syntax").glob("*.py"):
+        assert "import torch" not in p.read_text(encoding="utf-8"), p.name
