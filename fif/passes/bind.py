@@ -139,6 +139,29 @@ def _call(catalog: Catalog, node, sink, fill_defaults=False) -> Bound:
     return Bound(node.name, args)
 
 
+def arg_span(params: tuple[Param, ...], call: n.Call, name: str):
+    """Where the argument bound to parameter `name` is written in `call` (its value), else the call's
+    span: `l1(sl)` -> the span of `sl` for `on`."""
+    for a in call.args:
+        if a.name == name:
+            return a.value.span
+    by_name = {p.name: p for p in params}
+    named = {a.name for a in call.args if a.name is not None}
+    free = [p.name for p in params if p.name not in named]
+    for a in call.args:
+        if a.name is not None:
+            continue
+        flag = _flag(a.value, by_name)
+        if flag is not None:
+            if flag.name == name:
+                return a.value.span
+            free = [f for f in free if f != flag.name]
+            continue
+        if free and free.pop(0) == name:
+            return a.value.span
+    return call.span
+
+
 def _a(word: str) -> str:
     return ("an " if word[:1] in "aeiou" else "a ") + word
 
