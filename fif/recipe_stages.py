@@ -82,8 +82,8 @@ def _stage(b: Binder, s: n.Section, name: str) -> dict:
     inputs = bind_inputs(b, got["inputs"][0]) if "inputs" in got else None
     if inputs is not None:
         st["inputs"] = inputs
-    terms = bind_loss(b, got["loss"][0]) if "loss" in got else None
-    if terms is not None:
+    terms, ok = bind_loss(b, got["loss"][0]) if "loss" in got else (None, False)
+    if ok:
         st["loss"] = [t for t, _ in terms]
     _check(b, s, name, st, got, terms, inputs)
     return st
@@ -119,9 +119,10 @@ def _adversarial(b: Binder, call: n.Call) -> dict | None:
     name = attack.name if isinstance(attack, n.Call) else "pgd" if attack is None else None
     if name in ATTACKS:
         params = own + ATTACKS[name].params
-    else:  # the attack is reported; its settings cannot be checked
+    else:  # the attack is reported; settings some attack has cannot be checked, others can
         params = own
-        call = replace(call, args=tuple(a for a in call.args if a.name is None or a.name in {p.name for p in own}))
+        theirs = {p.name for info in ATTACKS.values() for p in info.params} - {p.name for p in own}
+        call = replace(call, args=tuple(a for a in call.args if a.name not in theirs))
     args = bind_args("adversarial", params, call, b.sink, fill_defaults=False)
     if args is None:
         return None
@@ -141,8 +142,9 @@ def _adversarial(b: Binder, call: n.Call) -> dict | None:
 
 # ---- loss -----------------------------------------------------------------------------------------
 
-def bind_loss(b: Binder, node) -> list[tuple[dict, n.Call]] | None:
-    """`ce + 2 * rep(eps=8/255)` -> [({weight, name, args}, call), ...]; None after errors."""
+def bind_loss(b: Binder, node) -> tuple[list[tuple[dict, n.Call]], bool]:
+    """`ce + 2 * rep(eps=8/255)` -> ([({weight, name, args}, call), ...], no errors): the terms that
+    bound, so the checks between settings still run on them after an error in another term."""
     from .train.losses import LOSS_CATALOG
     out, ok = [], True
     for t in node.terms if isinstance(node, n.Sum) else (node,):
@@ -167,7 +169,7 @@ def bind_loss(b: Binder, node) -> list[tuple[dict, n.Call]] | None:
             ok = False
             continue
         out.append(({"weight": weight, "name": bound.name, "args": thaw(bound.args)}, call))
-    return out if ok else None
+    return out, ok
 
 
 # ---- checks between a stage's settings ---------------------------------------------------------------
@@ -218,7 +220,9 @@ def _check(b: Binder, s: n.Section, name: str, st: dict, got: dict, terms, input
     optim = st.get("optim", {})
     if optim.get("name") == "sgd" and optim.get("nesterov") and (optim.get("momentum", 0.0) <= 0
                                                                   or optim.get("dampening", 0.0) != 0):
-        b.error("E423", f"stage '{name}': nesterov needs momentum > 0 and dampening = 0", got["optim"][1].value.span,
+        from .train.optim import OPTIMIZER_PARAMS
+        b.error("E423", f"stage '{name}': nesterov needs momentum > 0 and dampening = 0",
+                arg_span(OPTIMIZER_PARAMS["sgd"], got["optim"][1].value, "nesterov"),
                 hint="e.g. sgd(lr=0.01, momentum=0.9, nesterov=true)")
 
 
@@ -238,8 +242,10 @@ def _check_freeze(b: Binder, name, trains, node, names) -> None:
     for f, span in unknown:
         b.error("E423", f"stage '{name}': cannot freeze '{f}': the classifier has no such module", span,
                 hint=did_you_mean(f, modules) or f"its modules: {', '.join(modules)}")
+    if unknown:
+        return
     held = {id(p) for f in names if f != "classifier" for p in model.get_submodule(f).parameters()}
-    if not unknown and all(id(p) in held for p in model.parameters()):
+    if all(id(p) in held for p in model.parameters()):
         b.error("E420", f"stage '{name}' trains nothing: every classifier weight is frozen", node.span)
 
 

@@ -99,12 +99,14 @@ class Param:
 
     def signature(self) -> str:
         text = f"{self.name}: {self.type}"
-        if "choice" in self.type:
-            shown = "|".join(map(str, self.choices)) if len(self.choices) <= 10 else \
-                "|".join(map(str, self.choices[:3])) + f"|... ({len(self.choices)} names)"
-            text = f"{self.name}: " + (shown if self.type == "choice" else self.type.replace("choice", shown))
-        elif "call" in self.type:
-            text = f"{self.name}: " + self.type.replace("call", self.catalog.what)
+        if "choice" in self.type or "call" in self.type:
+            if "call" in self.type:
+                shown = self.catalog.what
+            elif len(self.choices) <= 10:
+                shown = "|".join(map(str, self.choices))
+            else:
+                shown = "|".join(map(str, self.choices[:3])) + f"|... ({len(self.choices)} names)"
+            text = f"{self.name}: {shown}" + (" or a list" if "|list[" in self.type else "")
         if self.low is not None or self.high is not None:
             lo = "" if self.low is None else f"{self.low:g}"
             hi = "" if self.high is None else f"{self.high:g}"

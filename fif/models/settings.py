@@ -19,7 +19,7 @@ ADVERSARIAL_TRAINING: tuple[Param, ...] = (
     Param("step", "float", None, low=0.0, high=1.0, doc="PGD step size (default: pgd's own)"),
     Param("ramp_epochs", "int", 1, low=0, doc="epochs over which eps grows from 0"),
 )
-ADVERSARIAL_CATALOG = Catalog("adversarial training", lambda: {"pgd": ADVERSARIAL_TRAINING})
+ADVERSARIAL_CATALOG = Catalog("adversarial training method", lambda: {"pgd": ADVERSARIAL_TRAINING})
 
 _COMMON: tuple[Param, ...] = (
     Param("epochs", "int", 5, low=1, doc="training epochs"),
