@@ -155,11 +155,15 @@ def fmt_cmd(files, check):
 
 @main.command("ops")
 @click.argument("pattern", required=False)
+@click.option("--recipe", "recipe", is_flag=True, help="List what a recipe names instead: data sources, "
+              "classifiers, attacks, losses, inputs, optimizers, schedules, eval and stage settings.")
 @_fail_cleanly
-def ops_cmd(pattern):
+def ops_cmd(pattern, recipe):
     """List the op catalog (optionally the ops whose name matches PATTERN, e.g. 'dwt' or 'down*')."""
     import fnmatch
     from .registry import all_ops
+    if recipe:
+        return _recipe_catalog(pattern)
     ops = all_ops()
     if pattern:
         glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
@@ -174,6 +178,24 @@ def ops_cmd(pattern):
     for name, spec in ops.items():
         flags = [_flag(getattr(spec, f)) for f in ("learnable", "differentiable", "random")]
         table.add_row(name, spec.signature(), spec.family, *flags, spec.summary().split(": ", 1)[-1])
+    out.print(table)
+
+
+def _recipe_catalog(pattern):
+    """`fif ops --recipe [PATTERN]`: every signature the recipe binder knows, by family."""
+    import fnmatch
+
+    from rich.markup import escape
+
+    from .recipe_binding import catalog
+    glob = None if not pattern else pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    table = Table(show_lines=False)
+    for col in ("family", "name", "signature"):
+        table.add_column(col, overflow="fold")
+    for family, entries in catalog().items():
+        for name, sig in entries.items():
+            if glob is None or fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(family, glob):
+                table.add_row(family, name, escape(sig))
     out.print(table)
 
 

@@ -140,13 +140,28 @@ def diagnostic(code: str, message: str, span: Span | None = None, *, hint: str |
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidate, or None when nothing is close."""
+    """A hint naming the closest candidate, or None when nothing is close. Among similar ones the
+    fewest edits win, then the same length: `stepz` -> 'steps' (not 'step')."""
     candidates = list(candidates)
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    close.sort(key=lambda c: (_edits(word, c), abs(len(c) - len(word))))  # stable: ties keep difflib's order
     if not close:
         lowered = {c.lower(): c for c in candidates}
         close = [lowered[word.lower()]] if word.lower() in lowered else []
     return f"did you mean '{close[0]}'?" if close else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute, swap two neighbours) between two short words."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if prev2 is not None and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[len(b)]
 
 
 class DiagnosticSink:

@@ -1,5 +1,7 @@
 """Recipes: a `.fif` file that names data, classifier, defense, training stages, evaluation and
-variants. Parsed by the one fif parser, validated by pydantic models, errors positioned.
+variants. Parsed by the one fif parser; every field and argument bound when the file is loaded
+(`fif.recipe_binding`), with all errors positioned and reported together; the pydantic models
+below hold the bound values.
 
     recipe bitdepth {
       data = mnist5k(train=4000, test=1000)
@@ -19,10 +21,11 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import FifError, Span, diagnostic, did_you_mean
-from .passes.bind import number
+from .recipe_binding import THREATS
 from .syntax import nodes as n
 from .syntax.parser import parse
-from .syntax.printer import expr as show, format_program
+from .syntax.printer import format_program
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -76,7 +79,7 @@ class EvalSpec(_Model):
     attacks: list[AttackSpec] = [AttackSpec(name="fgsm"), AttackSpec(name="pgd", params={"steps": 40, "step": 0.01})]
     eps: list[float] = [0.1, 0.2, 0.3]
     l2_eps: list[float] = Field([1.0, 2.0, 3.0], description="budgets for L2 attacks (cw), in L2 norm")
-    threat: list[Literal["graybox", "whitebox", "adaptive", "transfer"]] = ["graybox", "whitebox", "adaptive"]
+    threat: list[Literal[THREATS]] = ["graybox", "whitebox", "adaptive"]
     n: int = Field(1000, ge=1)
     batch: int = Field(250, ge=1)
     eot: int = Field(8, ge=1, description="EOT draws for random defenses under the adaptive threat")
@@ -188,267 +191,19 @@ def _span_of(node) -> Span | None:
     return getattr(node, "span", None)
 
 
-# ---- syntax -> plain values ---------------------------------------------------------------------
-
-class _Convert:
-    def __init__(self, file, source):
-        self.file, self.source = file, source
-
-    def fail(self, code, message, span, hint=None):
-        raise FifError(diagnostic(code, message, span, hint=hint, file=self.file, source=self.source))
-
-    def value(self, node):
-        """Literal -> Python: numbers, strings, lists, bare names (-> str), calls (-> (name, kwargs))."""
-        num = number(node)
-        if num is not None:
-            return num
-        if isinstance(node, n.String):
-            return node.value
-        if isinstance(node, n.ListLit):
-            return [self.value(i) for i in node.items]
-        if isinstance(node, n.Call):
-            if not node.args:
-                if node.name in ("true", "false"):
-                    return node.name == "true"
-                return node.name
-            return self.call(node)
-        self.fail("E410", f"expected a value, got {show(node)}", node.span)
-
-    def call(self, node: n.Call, positional: tuple[str, ...] = ()):
-        kwargs = {}
-        pos = [a for a in node.args if a.name is None]
-        if len(pos) > len(positional):
-            self.fail("E411", f"'{node.name}' takes keyword arguments here, e.g. {node.name}(steps=10)",
-                      pos[len(positional)].span)
-        for p, a in zip(positional, pos):
-            kwargs[p] = self.value(a.value)
-        for a in node.args:
-            if a.name is not None:
-                kwargs[a.name] = self.value(a.value)
-        return (node.name, kwargs)
-
-
-def _named_call(conv: _Convert, node, positional=()):
-    v = conv.value(node) if not isinstance(node, n.Call) else (
-        (node.name, {}) if not node.args else conv.call(node, positional))
-    if isinstance(v, str):
-        return v, {}
-    if isinstance(v, tuple):
-        return v
-    conv.fail("E410", f"expected a name such as pgd or pgd(steps=10), got {show(node)}", node.span)
-
-
-def _loss_terms(conv: _Convert, node) -> list[dict]:
-    terms = node.terms if isinstance(node, n.Sum) else (node,)
-    out = []
-    for t in terms:
-        factors = t.factors if isinstance(t, n.Product) else (t,)
-        weight, call = 1.0, None
-        for f in factors:
-            num = number(f)
-            if num is not None:
-                weight *= num
-            elif isinstance(f, n.Call) and call is None:
-                call = f
-            else:
-                conv.fail("E412", f"a loss term is a number times a loss such as l1 or ce, got {show(f)}", f.span,
-                          hint="e.g. loss = ce + 2 * rep")
-        if call is None:
-            conv.fail("E412", f"this loss term has no loss, only a weight: {show(t)}", t.span)
-        args = {}
-        for a in call.args:
-            key = a.name or "on"
-            args[key] = a.value if key in ("on", "input") else conv.value(a.value)
-        out.append({"weight": weight, "name": call.name, "args": args, "_span": call.name_span})
-    return out
-
-
 def recipe_from_program(program: n.Program) -> Recipe:
-    """Validate the single recipe in a parsed program."""
-    file, source = program.file, program.source
-    conv = _Convert(file, source)
-    recipes = program.recipes
-    if len(recipes) != 1:
-        conv.fail("E401" if not recipes else "E413",
-                  "a recipe file holds exactly one `recipe NAME { ... }`" + (f", found {len(recipes)}" if recipes else ""),
-                  recipes[1].span if len(recipes) > 1 else None)
-    r = recipes[0]
-    fields: dict[str, Any] = {"name": r.name, "file": file, "source": source, "program": program}
-    spans: dict[tuple, Span] = {}
-    seen: dict[str, n.FieldEntry | n.Section] = {}
-    for e in r.entries:
-        if isinstance(e, (n.Let, n.Def)):
-            continue
-        key = e.name if isinstance(e, n.FieldEntry) else e.kind
-        if key in seen:
-            conv.fail("E414", f"'{key}' is given twice in recipe '{r.name}'", e.name_span)
-        seen[key] = e
-        spans[(key,)] = e.name_span
-        if isinstance(e, n.FieldEntry):
-            _recipe_field(conv, e, fields, spans)
-        else:
-            _recipe_section(conv, e, fields, spans)
-    if "defense" not in fields and "model" not in fields:
-        conv.fail("E402", f"recipe '{r.name}' has no `defense = ...` (nor a `model = ...`)", r.name_span,
-                  hint="add a line such as `defense = bitdepth(4)`")
+    """Bind and validate the single recipe in a parsed program (`fif.recipe_binding`): one FifError
+    holding every diagnostic, sorted by position, or the Recipe."""
+    from .recipe_binding import bind_recipe
+    fields = bind_recipe(program)
     try:
         return Recipe(**fields)
-    except ValidationError as ve:
+    except ValidationError as ve:  # the binder checks everything first; this is a safety net
         err = ve.errors()[0]
-        loc = tuple(x for x in err["loc"] if isinstance(x, str))
-        span = None
-        for i in range(len(loc), 0, -1):
-            if loc[:i] in spans:
-                span = spans[loc[:i]]
-                break
-        where = ".".join(loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        hint = None
-        if err["type"] == "extra_forbidden":
-            model = _model_for(loc)
-            hint = did_you_mean(loc[-1], model.model_fields) if model else None
-            msg = f"unknown setting '{where}'"
-        elif err["type"] == "literal_error":
-            msg = f"{where}: {msg}"
-        else:
-            msg = f"{where}: {msg}"
-        conv.fail("E415", msg, span, hint=hint)
-
-
-_SECTION_MODELS = {"data": DataSpec, "classifier": ClassifierSpec, "eval": EvalSpec}
-
-
-def _model_for(loc):
-    if loc and loc[0] in _SECTION_MODELS:
-        return _SECTION_MODELS[loc[0]]
-    if loc and loc[0] == "train":
-        return StageSpec
-    return Recipe
-
-
-def _recipe_field(conv, e: n.FieldEntry, fields, spans):
-    v = e.value
-    if e.name in ("defense", "model"):
-        fields[e.name] = v
-    elif e.name == "data":
-        # mnist5k(train=..), "digits.npz", or npz("digits.npz", train=..) / folder("images/", ...)
-        if isinstance(v, n.Call) and v.name in ("npz", "folder"):
-            _, kwargs = conv.call(v, positional=("path",))
-            if not isinstance(kwargs.get("path"), str):
-                conv.fail("E410", f"{v.name}(...) needs a path string first, e.g. {v.name}(\"data/digits.npz\")", v.span)
-            name = kwargs.pop("path")
-        else:
-            name, kwargs = _named_call(conv, v)
-        fields["data"] = {"name": name, **kwargs}
-        _spans_for_args(v, ("data",), spans)
-    elif e.name == "classifier":
-        name, kwargs = _named_call(conv, v)
-        if isinstance(kwargs.get("adversarial"), (int, float)):
-            kwargs["adversarial"] = {"eps": kwargs["adversarial"]}
-        elif isinstance(kwargs.get("adversarial"), tuple):
-            kwargs["adversarial"] = kwargs["adversarial"][1]
-        from .models import ARCHS
-        if name not in ARCHS:
-            conv.fail("E202", f"unknown classifier '{name}'", getattr(v, "name_span", v.span),
-                      hint=did_you_mean(name, ARCHS) or f"choose one of {', '.join(ARCHS)}")
-        fields["classifier"] = {"arch": name, **kwargs}
-        _spans_for_args(v, ("classifier",), spans)
-    else:
-        conv.fail("E416", f"unknown recipe field '{e.name}'", e.name_span,
-                  hint=did_you_mean(e.name, ["data", "classifier", "defense", "model"])
-                  or "fields are data, classifier, defense, model; sections are train, eval, variants")
-
-
-def _spans_for_args(node, prefix, spans):
-    if isinstance(node, n.Call):
-        for a in node.args:
-            if a.name:
-                spans[prefix + (a.name,)] = a.name_span
-
-
-def _recipe_section(conv, s: n.Section, fields, spans):
-    if s.kind == "variants":
-        variants = {}
-        for e in s.entries:
-            if not isinstance(e, n.FieldEntry):
-                conv.fail("E417", "variants holds lines `name = pipeline`", e.span)
-            variants[e.name] = e.value
-        fields["variants"] = variants
-    elif s.kind == "eval":
-        ev = {}
-        for e in _fields_only(conv, s):
-            spans[("eval", e.name)] = e.name_span
-            if e.name == "attacks":
-                items = e.value.items if isinstance(e.value, n.ListLit) else (e.value,)
-                ev["attacks"] = [dict(zip(("name", "params"), _named_call(conv, i))) for i in items]
-                _check_attacks(conv, items)
-            else:
-                val = conv.value(e.value)
-                ev[e.name] = [val] if e.name in ("eps", "l2_eps", "threat") and not isinstance(val, list) else val
-        fields["eval"] = ev
-    elif s.kind == "train":
-        stages = []
-        for i, st in enumerate(s.entries):
-            if isinstance(st, n.Section) and st.kind == "stage":
-                stages.append(_stage(conv, st, st.label or f"stage{i + 1}", spans, len(stages)))
-            elif isinstance(st, n.FieldEntry):  # a one-stage train section without `stage`
-                stages = [_stage(conv, s, "main", spans, 0)]
-                break
-            else:
-                conv.fail("E418", "train holds `stage NAME { ... }` sections", st.span)
-        fields["train"] = stages
-    else:
-        conv.fail("E416", f"unknown recipe section '{s.kind}'", s.name_span,
-                  hint=did_you_mean(s.kind, ["train", "eval", "variants"]) or "sections are train, eval, variants")
-
-
-def _fields_only(conv, s):
-    for e in s.entries:
-        if not isinstance(e, n.FieldEntry):
-            conv.fail("E417", f"{s.kind} holds lines `name = value`", e.span)
-        yield e
-
-
-def _check_attacks(conv, items):
-    from .attacks import ATTACKS
-    for i in items:
-        name = i.name if isinstance(i, n.Call) else None
-        if name is not None and name not in ATTACKS:
-            conv.fail("E251", f"unknown attack '{name}'", i.name_span,
-                      hint=did_you_mean(name, ATTACKS) or f"attacks: {', '.join(ATTACKS)}")
-
-
-def _stage(conv, s: n.Section, name, spans, index) -> dict:
-    st: dict[str, Any] = {"name": name}
-    for e in _fields_only(conv, s):
-        spans[("train", index, e.name)] = e.name_span
-        spans[("train", e.name)] = e.name_span
-        if e.name == "loss":
-            st["loss"] = _loss_terms(conv, e.value)
-            for t in st["loss"]:
-                t.pop("_span")
-        elif e.name == "inputs":
-            v = e.value
-            if isinstance(v, n.Call) and v.name in ("clean", "noisy", "adversarial"):
-                kind, args = _named_call(conv, v, ("sigma",) if v.name == "noisy" else ())
-            else:  # a pipeline applied to the clean image, e.g. jpeg(50) -> noise(0.1)
-                kind, args = "pipeline", {"pipeline": v}
-            st["inputs"] = {"kind": kind, "args": args}
-        elif e.name == "chain":  # a count, or a list of per-member input pipelines (kept as syntax)
-            v = e.value
-            st["chain"] = list(v.items) if isinstance(v, n.ListLit) else conv.value(v)
-        elif e.name == "optim":
-            kind, args = _named_call(conv, e.value)
-            st["optim"] = {"name": kind, **args}
-        elif e.name == "schedule":
-            kind, args = _named_call(conv, e.value)
-            st["schedule"] = {"name": kind, **args}
-        elif e.name == "freeze":
-            val = conv.value(e.value)
-            st["freeze"] = val if isinstance(val, list) else [val]
-        else:
-            st[e.name] = conv.value(e.value)
-    return st
+        where = ".".join(str(x) for x in err["loc"])
+        r = program.recipes[0]
+        raise FifError(diagnostic("E415", f"{where}: {err['msg']}", r.name_span, file=program.file,
+                                  source=program.source)) from None
 
 
 def load_recipe(path) -> Recipe:

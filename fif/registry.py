@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .errors import FifError, diagnostic
@@ -18,8 +18,37 @@ from .kinds import Kind
 
 REQUIRED = object()
 
-PARAM_TYPES = ("int", "float", "number", "bool", "str", "choice", "list[int]", "list[float]",
-               "channels", "pipeline")
+# Scalar types; a type is a scalar, `list[T]`, or `T|list[T]` (one or many: always bound to a
+# list) or `A|list[B]` (either form, e.g. `int|list[pipeline]`). `call` binds `name(args)` against
+# a Catalog of signatures (`attack=pgd(steps=40)`); `pipeline` keeps the expression as written.
+SCALAR_TYPES = ("int", "float", "number", "bool", "str", "choice", "channels", "pipeline", "call")
+PARAM_TYPES = SCALAR_TYPES + ("list[int]", "list[float]",
+                              "float|list[float]", "str|list[str]", "choice|list[choice]",
+                              "call|list[call]", "int|list[pipeline]")
+
+
+def type_parts(t: str) -> tuple[str | None, str | None]:
+    """(scalar alternative, list item type) of a parameter type: `float|list[float]` -> (float, float)."""
+    scalar = item = None
+    for part in t.split("|"):
+        if part.startswith("list[") and part.endswith("]"):
+            item = part[5:-1]
+        else:
+            scalar = part
+    return scalar, item
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The named signatures a `call` parameter chooses from, e.g. every attack for `attack=pgd(steps=40)`.
+
+    entries() -> {name: (Param, ...)} (a function, so catalogs can be filled lazily); an unknown
+    name is reported with `code` (E251 for attacks, E202 for classifiers, E226 otherwise).
+    """
+
+    what: str
+    entries: Callable[[], "dict[str, tuple[Param, ...]]"]
+    code: str = "E226"
 
 
 class KindError(Exception):
@@ -35,7 +64,12 @@ class KindError(Exception):
 
 @dataclass(frozen=True)
 class Param:
-    """A typed op parameter. `type` is one of PARAM_TYPES; `channels` is an int or the word `input`."""
+    """A typed parameter of an op, attack, loss, optimizer, ... (see PARAM_TYPES).
+
+    `channels` is an int or the word `input`. Ranges are closed unless `low_open` / `high_open`;
+    `size` fixes a list's length. A `call` parameter names its `catalog`; `shorthand` = (name,
+    param) lets a bare number stand for that call: `adversarial=0.3` is `adversarial=pgd(eps=0.3)`.
+    """
 
     name: str
     type: str
@@ -45,12 +79,19 @@ class Param:
     choices: tuple | None = None
     doc: str = ""
     flag_value: Any = None  # what a bare `name` argument sets a non-bool parameter to
+    low_open: bool = False
+    high_open: bool = False
+    size: int | None = None
+    catalog: Catalog | None = field(default=None, compare=False)
+    shorthand: tuple[str, str] | None = None
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
             raise ValueError(f"Param {self.name!r}: type must be one of {PARAM_TYPES}, got {self.type!r}")
-        if self.type == "choice" and not self.choices:
+        if "choice" in self.type and not self.choices:
             raise ValueError(f"Param {self.name!r}: a choice parameter needs choices")
+        if "call" in self.type and self.catalog is None:
+            raise ValueError(f"Param {self.name!r}: a call parameter needs a catalog")
 
     @property
     def required(self) -> bool:
@@ -58,14 +99,18 @@ class Param:
 
     def signature(self) -> str:
         text = f"{self.name}: {self.type}"
-        if self.type == "choice":
-            shown = "|".join(map(str, self.choices)) if len(self.choices) <= 10 else \
-                "|".join(map(str, self.choices[:3])) + f"|... ({len(self.choices)} names)"
-            text = f"{self.name}: {shown}"
+        if "choice" in self.type or "call" in self.type:
+            if "call" in self.type:
+                shown = self.catalog.what
+            elif len(self.choices) <= 10:
+                shown = "|".join(map(str, self.choices))
+            else:
+                shown = "|".join(map(str, self.choices[:3])) + f"|... ({len(self.choices)} names)"
+            text = f"{self.name}: {shown}" + (" or a list" if "|list[" in self.type else "")
         if self.low is not None or self.high is not None:
             lo = "" if self.low is None else f"{self.low:g}"
             hi = "" if self.high is None else f"{self.high:g}"
-            text += f" in [{lo}, {hi}]"
+            text += f" in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
         if not self.required:
             text += f" = {_show(self.default)}"
         if self.flag_value is not None:
@@ -80,6 +125,8 @@ def _show(v):
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
     return v if isinstance(v, str) else str(v)
 
 

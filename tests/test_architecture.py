@@ -20,11 +20,24 @@ def _modules():
     return mods
 
 
+def _imports(tree):
+    """Every import statement, at any depth, except those under `if TYPE_CHECKING:` (types only)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def _edges(mods):
     edges = {m: set() for m in mods}
     for m, p in mods.items():
         pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+        for node in _imports(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]

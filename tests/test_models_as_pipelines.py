@@ -196,3 +196,13 @@ def test_fif_compile_of_a_recipe_checks_every_entry_and_its_model(tmp_path):
     path.write_text("recipe r {\n  defense = bitdepth(2)\n  variants { bad = dwt }\n}\n")
     result = CliRunner().invoke(main, ["compile", str(path)])
     assert result.exit_code == 1 and "error[E322]" in result.output and ":3:20:" in result.output
+
+
+def test_a_typo_in_a_variant_fails_fif_eval_before_anything_trains(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIF_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "typo.fif"
+    path.write_text("recipe typo {\n  data = mnist5k(train=500, test=100)\n  defense = bitdepth(2)\n"
+                    "  variants { v = bitdepht(4) }\n}\n")
+    result = CliRunner().invoke(main, ["eval", str(path), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and ":4:17: error[E201]" in result.output
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -297,7 +297,7 @@ def test_command_line_errors(tmp_path):
     assert res.exit_code == 1 and "E423" in res.output
     bad = _write(tmp_path, "bad.fif", TINY.read_text().replace("adam(lr=0.002)", "adam(lr=0.002, momentun=0.9)"))
     res = CliRunner().invoke(train_cmd, [str(bad), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 1 and "E423" in res.output and "bad.fif:13:" in res.output
+    assert res.exit_code == 1 and "bad.fif:13:30: error[E221]" in res.output  # bound when the recipe loads
 
 
 # ---- losses, optimizers, schedules on toy problems -----------------------------------------------
@@ -310,7 +310,8 @@ LOSSES = ["l1", "mse", "l1(sl)", "ce", "ce(clean)", "ce(target=clean_pred)", "ce
 def _toy(loss: str):
     from fif.models import build_classifier
     from fif.train.losses import build_terms
-    r = recipe_from_text(f"recipe t {{ defense = id\n train {{ stage s {{ loss = {loss} }} }} }}")
+    r = recipe_from_text(f"recipe t {{ let sl = id\n defense = sl\n"
+                         f" train {{ stage s {{ inputs = adversarial(eps=[0.05, 0.2]); loss = {loss} }} }} }}")
     torch.manual_seed(0)
     p = fif.compile("let sl = residual { conv(4) -> conv(out=input) } -> clamp\n"
                     "sl -> residual { conv(4) -> conv(out=input) } -> clamp", input_shape=(1, 8, 8))
@@ -349,9 +350,13 @@ def test_min_eps_routes_samples_by_their_eps():
     big, n_big = terms[1].value(f)
     assert n_all == 32 and n_big == 16
     assert torch.allclose(all_, per.mean()) and torch.allclose(big, per[eps >= 0.1].mean())
-    with pytest.raises(Exception, match="not adversarial"):
+    with pytest.raises(FifError) as e:  # caught when the recipe loads...
+        recipe_from_text("recipe t { defense = id\n train { stage s { loss = l1(min_eps=0.1) } } }")
+    assert (e.value.code, e.value.line, e.value.column) == ("E423", 2, 38)  # at the 0.1
+    with pytest.raises(Exception, match="not adversarial"):  # ...and still refused by build_terms
         from fif.train.losses import build_terms
-        r = recipe_from_text("recipe t { defense = id\n train { stage s { loss = l1(min_eps=0.1) } } }")
+        r = recipe_from_text("recipe t { defense = id\n train { stage s { inputs = adversarial(eps=0.2)\n"
+                             " loss = l1(min_eps=0.1) } } }")
         build_terms(r.train[0].loss, trains="defense", pipeline=p, classifier=clf, eps_values=None)
 
 
@@ -426,17 +431,19 @@ def test_adversarial_pairs_stay_inside_their_eps(against):
 
 def test_stage_syntax_reaches_the_recipe_model():
     r = recipe_from_text("""recipe t {
-      defense = id
+      let sl = id
+      defense = sl
       train {
         stage a { inputs = noisy(0.3); loss = l1 }
         stage b { inputs = bitdepth(4) -> noise(0.1); loss = mse }
         stage c { inputs = adversarial(attack=pgd(steps=5), eps=[0.1, 0.2], against=defense)
                   loss = l1(sl, min_eps=0.1) }
         stage d { params = classifier; chain = [noise(0.1), bitdepth(4)]; loss = 0.9 * ce(clean) + 0.1 * ce(input) }
-        stage e { params = classifier; chain = 3; loss = ce; schedule = cosine(warmup=100) }
       } }""")
-    a, b, c, d, e = r.train
-    assert a.inputs.kind == "noisy" and a.inputs.args == {"sigma": 0.3}
+    (e,) = recipe_from_text("""recipe t { defense = id
+      train { stage e { params = classifier; chain = 3; loss = ce; schedule = cosine(warmup=100) } } }""").train
+    a, b, c, d = r.train
+    assert a.inputs.kind == "noisy" and a.inputs.args == {"sigma": [0.3]}
     assert b.inputs.kind == "pipeline"
     assert c.inputs.args["eps"] == [0.1, 0.2] and c.inputs.args["attack"] == ("pgd", {"steps": 5})
     assert c.loss[0].args["min_eps"] == 0.1

@@ -8,6 +8,8 @@ returns a detached x_adv with x's dtype and device, inside [0, 1] and inside the
 `ATTACKS[name].norm` says "l2"). `eot` averages gradients over random draws of the model in one
 batched forward pass; `seed` makes a run reproducible without touching the caller's RNG.
 Bad arguments raise FifError E250, bad inputs (NaN, outside [0, 1]) E502, unknown names E251.
+Each attack declares the parameters a recipe may set (`ATTACKS[name].params`, typed, with ranges);
+recipes bind them when loaded, `eval { attacks = [pgd(steps=40)] }`, so a typo is an E2xx there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from ..errors import did_you_mean, error
+from ..registry import Catalog, Param
+from . import apgd as _apgd, bim as _bim, cw as _cw, deepfool as _deepfool, fgsm as _fgsm
+from . import mifgsm as _mifgsm, pgd as _pgd
 from ._common import loss_grad, seeded
 from .apgd import apgd
 from .bim import bim
@@ -28,7 +33,7 @@ from .mifgsm import mifgsm
 from .pgd import pgd
 
 __all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "ATTACKS", "AttackInfo",
-           "get_attack", "loss_grad", "seeded"]
+           "ATTACK_CATALOG", "get_attack", "loss_grad", "seeded"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class AttackInfo:
 
     `norm` says what `eps` measures for this attack: "linf" or "l2". `defaults` holds the keyword
     parameters (after eps) with their default values, read from the function's signature.
+    `params` declares the ones a recipe may set (all but `seed`), typed, with ranges:
+    `pgd(steps=40, step=0.01, restarts=2)`.
     """
 
     name: str
@@ -45,45 +52,53 @@ class AttackInfo:
     paper: str
     doc: str
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    params: tuple[Param, ...] = ()
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(p.signature() for p in self.params)})"
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
 
 
-def _info(name: str, fn: Callable, norm: str, paper: str, doc: str) -> AttackInfo:
+def _info(name: str, module, norm: str, paper: str, doc: str) -> AttackInfo:
+    fn = getattr(module, name)
     params = inspect.signature(fn).parameters.values()
     defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    return AttackInfo(name, fn, norm, paper, doc, MappingProxyType(defaults))
+    return AttackInfo(name, fn, norm, paper, doc, MappingProxyType(defaults), tuple(module.PARAMS))
 
 
 ATTACKS: dict[str, AttackInfo] = {
     info.name: info for info in [
-        _info("fgsm", fgsm, "linf",
+        _info("fgsm", _fgsm, "linf",
               "Goodfellow, Shlens & Szegedy, Explaining and Harnessing Adversarial Examples, ICLR 2015",
               "one signed-gradient step of size eps"),
-        _info("bim", bim, "linf",
+        _info("bim", _bim, "linf",
               "Kurakin, Goodfellow & Bengio, Adversarial Examples in the Physical World, ICLR-W 2017",
               "iterated FGSM (I-FGSM) clipped to the eps-ball, no random start"),
-        _info("pgd", pgd, "linf",
+        _info("pgd", _pgd, "linf",
               "Madry, Makelov, Schmidt, Tsipras & Vladu, Towards Deep Learning Models Resistant to "
               "Adversarial Attacks, ICLR 2018",
               "projected signed-gradient ascent from a random start, with restarts"),
-        _info("mifgsm", mifgsm, "linf",
+        _info("mifgsm", _mifgsm, "linf",
               "Dong, Liao, Pang, Su, Zhu, Hu & Li, Boosting Adversarial Attacks with Momentum, CVPR 2018",
               "iterated FGSM with momentum of L1-normalised gradients"),
-        _info("cw", cw, "l2",
+        _info("cw", _cw, "l2",
               "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks, IEEE S&P 2017",
               "minimal-L2 margin attack, Adam in tanh space, binary search over c; eps is an L2 budget"),
-        _info("deepfool", deepfool, "linf",
+        _info("deepfool", _deepfool, "linf",
               "Moosavi-Dezfooli, Fawzi & Frossard, DeepFool: a simple and accurate method to fool deep "
               "neural networks, CVPR 2016",
               "minimal L2 steps to the linearised boundary; eps, when given, clips to an L-inf ball"),
-        _info("apgd", apgd, "linf",
+        _info("apgd", _apgd, "linf",
               "Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
               "parameter-free attacks, ICML 2020",
               "APGD-CE/DLR: momentum PGD with checkpointed step-size halving (AutoAttack)"),
     ]
 }
+
+# What `attack=...` in a recipe chooses from: `adversarial(attack=pgd(steps=10), eps=0.3)`.
+ATTACK_CATALOG = Catalog("attack", lambda: {k: v.params for k, v in ATTACKS.items()}, code="E251")
 
 # Other spellings people use for the same attacks (matched after lower-casing and dropping - and _).
 _ALIASES = {"ifgsm": "bim", "apgdce": "apgd", "autopgd": "apgd", "cwl2": "cw", "carliniwagner": "cw",

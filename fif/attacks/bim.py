@@ -6,7 +6,10 @@ from typing import Callable
 
 import torch
 
-from ._common import check_common, check_eps, check_float, check_int, finish, loss_grad, project_linf, seeded
+from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
+                      project_linf, seeded, steps_param)
+
+PARAMS = (steps_param(10), STEP, TARGETED, EOT)
 
 
 def bim(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 10,

@@ -6,7 +6,9 @@ from typing import Callable
 
 import torch
 
-from ._common import check_common, check_eps, finish, loss_grad, project_linf, seeded
+from ._common import EOT, TARGETED, check_common, check_eps, finish, loss_grad, project_linf, seeded
+
+PARAMS = (TARGETED, EOT)
 
 
 def fgsm(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, targeted: bool = False,

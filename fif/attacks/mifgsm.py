@@ -6,8 +6,12 @@ from typing import Callable
 
 import torch
 
-from ._common import (check_common, check_eps, check_float, check_int, finish, loss_grad, per_sample,
-                      project_linf, seeded)
+from ..registry import Param
+from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
+                      per_sample, project_linf, seeded, steps_param)
+
+PARAMS = (steps_param(10), STEP, Param("decay", "float", 1.0, low=0.0, doc="momentum decay factor mu"),
+          TARGETED, EOT)
 
 
 def mifgsm(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 10,

@@ -25,6 +25,7 @@ from ..progress import track
 from ..recipe import AttackSpec, Recipe
 from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
+from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
 from .metrics import psnr, ssim
 
@@ -54,6 +55,7 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
+    check_recipe(recipe, tuple(x.shape[1:]))  # every pipeline compiles before the classifier trains
     classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
     tuned = _fine_tuned_classifier(recipe, runs)
     if tuned is not None:  # a train stage with `params = classifier` fine-tuned it
