@@ -204,5 +204,5 @@ def test_a_typo_in_a_variant_fails_fif_eval_before_anything_trains(tmp_path, mon
     path.write_text("recipe typo {\n  data = mnist5k(train=500, test=100)\n  defense = bitdepth(2)\n"
                     "  variants { v = bitdepht(4) }\n}\n")
     result = CliRunner().invoke(main, ["eval", str(path), "--runs", str(tmp_path / "runs")])
-    assert result.exit_code == 1 and ":4:17: error[E201]" in result.output
+    assert result.exit_code == 1 and ":4:18: error[E201]" in result.output
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
