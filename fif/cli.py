@@ -205,9 +205,11 @@ def _flag(v) -> str:
 
 def _add_run_commands():
     from .evaluate.command import eval_cmd
+    from .reports.command import report_cmd
     from .train.command import train_cmd
     main.add_command(train_cmd)
     main.add_command(eval_cmd)
+    main.add_command(report_cmd)
 
 
 _add_run_commands()
