@@ -48,13 +48,21 @@ def recipe_data(recipe):
 
 
 def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: str | None = None,
-                      seed_offset: int = 0) -> nn.Module:
+                      seed_offset: int = 0, overrides: dict | None = None) -> nn.Module:
     """The recipe's classifier, trained once and cached (fif.models), in eval mode. `arch` and
-    `seed_offset` give another model on the same settings, such as a transfer surrogate."""
+    `seed_offset` give another model on the same settings, such as a transfer surrogate;
+    `overrides` changes settings (a `classifier(adversarial=pgd(eps=0.3))` op in a model)."""
     from .models import get_classifier
     cs = recipe.classifier
-    arch = arch or cs.arch
+    over = dict(overrides or {})
+    arch = over.pop("arch", None) or arch or cs.arch
+    seed = over.pop("seed", None)
     settings = {k: v for k, v in cs.settings().items() if k != "width" or arch == cs.arch}
-    model = get_classifier(arch, recipe.data.name, train_ds, settings=settings, seed=cs.seed + seed_offset,
-                           device=device, test_ds=test_ds)
+    if "adversarial" in over:
+        from .recipe import AdversarialSpec
+        adv = over.pop("adversarial")
+        settings["adversarial"] = AdversarialSpec(**dict(adv.args)).model_dump()
+    settings.update(over)
+    model = get_classifier(arch, recipe.data.name, train_ds, settings=settings,
+                           seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
     return model.eval()

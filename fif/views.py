@@ -81,8 +81,17 @@ def describe(node) -> str:
             return f"{node.op} {{ " + " | ".join(describe(b) for b in node.branches) + " }"
         args = node.step.kwargs
         if node.op == "classifier":
-            return "classifier" if not args.get("member") else f"classifier(member={args['member']})"
+            given = {k: v for k, v in args.items() if v is not None and (k != "member" or v)}
+            return "classifier" + (f"({', '.join(f'{k}={_show(v)}' for k, v in given.items())})" if given else "")
         if args.get("weights"):
             return f'{node.op}(weights="{args["weights"]}")'
         return node.op
     return type(node).__name__
+
+
+def _show(v) -> str:
+    if isinstance(v, tuple) and hasattr(v, "args"):  # a bound call, e.g. pgd(eps=0.3)
+        return f"{v.name}(" + ", ".join(f"{k}={_show(x)}" for k, x in dict(v.args).items()) + ")"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)

@@ -206,3 +206,39 @@ def test_a_typo_in_a_variant_fails_fif_eval_before_anything_trains(tmp_path, mon
     result = CliRunner().invoke(main, ["eval", str(path), "--runs", str(tmp_path / "runs")])
     assert result.exit_code == 1 and ":4:18: error[E201]" in result.output
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+OTHERS = """
+recipe others {
+  data = mnist5k(train=500, test=100, seed=0)
+  classifier = smallcnn(width=8, epochs=1, lr=0.003, batch=64)
+  defense = bitdepth(2)
+  eval { attacks = [fgsm]; eps = [0.2]; threat = [graybox, adaptive]; n = 40 }
+  variants {
+    at = classifier(adversarial=pgd(eps=0.2, steps=3), epochs=1)
+    on_lenet = bitdepth(2) -> classifier(arch=lenet)
+  }
+}
+"""
+
+
+def test_classifier_settings_in_a_model_give_other_trained_classifiers(tmp_path):
+    """The adversarially trained reference row and a defense in front of another architecture are
+    one-line variants: each names a classifier trained once on the recipe's data and cached."""
+    from fif.evaluate.runner import prepare
+    path = tmp_path / "others.fif"
+    path.write_text(OTHERS)
+    recipe = fif.load_recipe(path)
+    setup = prepare(recipe, n=8, runs=tmp_path / "runs")
+    at = setup.entries["at"].model
+    (node,) = [m for m in at.modules() if getattr(m, "op", None) == "classifier"]
+    assert node.inner.overrides["epochs"] == 1 and node.inner.arch == "smallcnn"
+    base = setup.classifier.state_dict()
+    assert any(not torch.equal(v, base[k]) for k, v in node.inner.state_dict().items() if v.is_floating_point())
+    lenet = [m for m in setup.entries["on_lenet"].model.modules() if getattr(m, "op", None) == "classifier"][0]
+    assert lenet.inner.arch == "lenet"
+    assert setup.entries["at"].graybox.text == "classifier(epochs=1, adversarial=pgd(eps=0.2, steps=3))"
+    assert setup.entries["on_lenet"].graybox.text == "classifier(arch=lenet)"
+    results = run_eval(recipe, runs=tmp_path / "runs")
+    clean = {r["defense"]: r["accuracy"] for r in results["rows"] if r["threat"] == "clean"}
+    assert set(clean) == {"none", "defense", "at", "on_lenet"} and min(clean.values()) > 0.15  # above chance

@@ -48,13 +48,14 @@ class Entry:
 
 
 def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
-                   tuned: Path | None = None) -> tuple[dict[str, Entry], dict[str, str]]:
-    """Every entry's model with its weights, and the weight files used (for the report)."""
+                   tuned: Path | None = None, other=None) -> tuple[dict[str, Entry], dict[str, str]]:
+    """Every entry's model with its weights, and the weight files used (for the report).
+    `other(overrides)` gives the classifier a `classifier(adversarial=...)` op names."""
     env = compile_env(recipe, shape, classifier.num_classes)
     weights: dict[str, str] = {}
     if tuned is not None:
         weights["classifier"] = str(tuned)
-    members = _Members(recipe, classifier, runs, weights)
+    members = _Members(recipe, classifier, runs, weights, other)
     baseline = compile_model(recipe, None, shape, env)
     _bind(baseline, members)
     entries = {"none": Entry("none", "classifier", baseline.to(device).eval(), classifier_view(baseline))}
@@ -75,11 +76,17 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
 class _Members:
     """Classifier weights by member: 0 the recipe's classifier, i the i-th chain member."""
 
-    def __init__(self, recipe, classifier, runs, weights):
+    def __init__(self, recipe, classifier, runs, weights, other=None):
         self.recipe, self.classifier, self.runs, self.weights = recipe, classifier, runs, weights
-        self._cache: dict[int, nn.Module] = {0: classifier}
+        self.other = other
+        self._cache: dict = {0: classifier}
 
-    def __call__(self, member: int) -> nn.Module:
+    def __call__(self, member: int, overrides: dict | None = None) -> nn.Module:
+        if overrides:
+            key = repr(sorted(overrides.items()))
+            if key not in self._cache:
+                self._cache[key] = self.other(overrides)
+            return self._cache[key]
         if member not in self._cache:
             from ..models import load_weights
             from ..train import trained_weights
@@ -99,8 +106,7 @@ class _Members:
 def _bind(model, members: _Members) -> None:
     for module in model.modules():
         if isinstance(module, OpNode) and module.op == "classifier":
-            member = int(module.step.kwargs["member"])
-            source = members(member)
+            source = members(module.inner.member, module.inner.overrides)
             module.inner.load_state_dict(source.state_dict())
             module.inner.to(next(source.parameters()).device)
 

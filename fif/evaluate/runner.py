@@ -65,8 +65,9 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     if "transfer" in threats:  # another architecture, another seed, the same data and settings
         surrogate = recipe_classifier(recipe, train_ds, test_ds, device=device, arch=recipe.eval.transfer,
                                       seed_offset=1)
-    entries, weights = recipe_entries(recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs,
-                                      tuned=tuned)
+    entries, weights = recipe_entries(
+        recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs, tuned=tuned,
+        other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over))
     return Setup(recipe, x, y, classifier, surrogate, entries, device,
                  recipe.eval.seed if seed is None else seed, recipe.eval.batch, recipe.eval.eot, weights)
 

@@ -112,10 +112,29 @@ def _recipe_classifier(ctx):
     return spec
 
 
+def overrides(args) -> dict:
+    """The settings a `classifier(...)` call changes from the recipe's classifier."""
+    return {k: args[k] for k in OVERRIDES if args.get(k) is not None}
+
+
+def architecture(args, env) -> tuple[str, int | None]:
+    """(arch, width) of a `classifier(...)` call: the recipe's, unless the call names others."""
+    arch, width, _ = env.classifier
+    if args.get("arch") is not None and args["arch"] != arch:
+        arch, width = args["arch"], None
+    return arch, args.get("width") if args.get("width") is not None else width
+
+
 def _classifier_infer(inp, args, ctx):
     from ..models.classifiers import check_input
     _image_in("classifier", inp)
-    arch, _, classes = _recipe_classifier(ctx)
+    _, _, classes = _recipe_classifier(ctx)
+    if args["member"] and overrides(args):
+        raise KindError("E236", "a chain member has the weights its stage trained; it takes no other settings",
+                        param="member", hint="drop the settings, or drop member= for another trained classifier")
+    arch, width = architecture(args, ctx.env)
+    if width is not None and arch == "lenet":
+        raise KindError("E236", "lenet has no width", param="width", hint="leave width out")
     problem = check_input(arch, inp.shape)
     if problem:
         raise KindError("E334", problem, hint="pad or resize the images")
@@ -124,19 +143,34 @@ def _classifier_infer(inp, args, ctx):
 
 def _classifier_build(args, inp, out, env=None):
     from ..models.classifiers import build_classifier
-    arch, width, classes = env.classifier
-    model = build_classifier(arch, inp.shape, int(classes), width=width)
+    arch, width = architecture(args, env)
+    model = build_classifier(arch, inp.shape, int(out.K), width=width)
     model.requires_grad_(False)
-    model.member = int(args["member"])
+    model.member, model.overrides = int(args["member"]), overrides(args)
     return model
 
 
+def _override_params():
+    from dataclasses import replace
+    from ..models.settings import CLASSIFIERS
+    common = [replace(p, default=None) for p in CLASSIFIERS["smallcnn"]]
+    return [Param("arch", "choice", None, choices=ARCH_OPS, doc="another architecture on the recipe's settings"),
+            *common]
+
+
+_OVERRIDE_PARAMS = _override_params()
+OVERRIDES = tuple(p.name for p in _OVERRIDE_PARAMS)
+
 register_op("classifier", _classifier_build, infer=_classifier_infer, accepts=("image",), family="classifier",
             params=[Param("member", "int", 0, low=0, high=10_000,
-                          doc="0: the recipe's classifier; i: the i-th classifier of the recipe's chain stage")],
-            doc="""classifier(member=0): the recipe's classifier with its trained weights, image -> logits.
+                          doc="0: the recipe's classifier; i: the i-th classifier of the recipe's chain stage"),
+                    *_OVERRIDE_PARAMS],
+            doc="""classifier(member=0, arch, width, epochs, lr, batch, optim, seed, adversarial): the recipe's classifier with its trained weights, image -> logits.
 
     member 0 is the classifier the recipe trains and caches (fine-tuned, when a stage with
-    params = classifier tuned it); member i is the i-th classifier of its `chain` stage.
+    params = classifier tuned it); member i is the i-th classifier of its `chain` stage. Any
+    setting given makes another classifier on the recipe's data, trained once and cached: the
+    adversarially trained reference row is `classifier(adversarial=pgd(eps=0.3))`, the same
+    defense in front of LeNet `bitdepth(2) -> classifier(arch=lenet)`.
     `fif eval` loads the weights; a model is `defense -> classifier` unless the recipe says more.
     model = mean { classifier | bitdepth(4) -> classifier(member=1) | noise(0.1) -> classifier(member=2) }""")
