@@ -346,7 +346,7 @@ def test_op_spec_is_well_formed(op):
             if p.high is not None:
                 assert p.default <= p.high, (op, p.name)
         if p.type == "choice" and not p.required:
-            assert p.default in p.choices, (op, p.name)
+            assert p.default is None or p.default in p.choices, (op, p.name)   # None: not set
 
 
 # ---- the registry -------------------------------------------------------------------------------
