@@ -86,3 +86,17 @@ def test_the_plan_and_the_passes_do_not_import_torch():
         assert "import torch" not in p.read_text(encoding="utf-8"), p.name
     for p in (ROOT / "syntax").glob("*.py"):
         assert "import torch" not in p.read_text(encoding="utf-8"), p.name
+
+
+def test_help_and_fmt_leave_torch_unimported(tmp_path):
+    """Formatting is torch-free by design, so `fif fmt` can run on save in an editor."""
+    import subprocess
+    import sys
+    recipe = tmp_path / "r.fif"
+    recipe.write_text("recipe r {\n  defense = bitdepth(2)\n}\n")
+    probe = ("import sys, runpy\nsys.argv = ['fif'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('fif', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
+    for args in (["--help"], ["fmt", "--check", str(recipe)]):
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", (args, out.stdout, out.stderr)

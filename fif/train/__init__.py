@@ -9,6 +9,11 @@ rep, min_eps routing), fif.train.optim (optimizers, schedules) and fif.train.run
 checkpoints, --resume).
 """
 
-from .run import default_run_dir, run_training, trained_weights
-
 __all__ = ["run_training", "trained_weights", "default_run_dir"]
+
+
+def __getattr__(name):  # loaded on first use, so `fif --help` does not import torch
+    if name in __all__:
+        from . import run
+        return getattr(run, name)
+    raise AttributeError(f"module 'fif.train' has no attribute {name!r}")
