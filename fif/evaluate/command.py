@@ -34,9 +34,9 @@ from ..cli_support import fail_cleanly
 def eval_cmd(recipe, out, attacks, eps, threats, n, probes, runs, seed, device):
     """Evaluate RECIPE's defense and variants against attacks under threat models."""
     from ..recipe import load_recipe
+    r = load_recipe(recipe)  # bound and checked before torch loads: a typo costs a fraction of a second
     from .report import tables, write_report
     from .runner import run_eval
-    r = load_recipe(recipe)
     results = run_eval(r, attacks=list(attacks) or None, eps=list(eps) or None, threats=list(threats) or None,
                        n=n, device=device, probes=list(probes), runs=Path(runs), seed=seed)
     folder = Path(out) if out else Path(runs) / r.name / "eval"
