@@ -28,7 +28,7 @@ SECTIONS = ("train", "eval", "variants")
 def eval_params() -> tuple[Param, ...]:
     """`eval { attacks = [...]; eps = [...]; threat = [...]; n = 200 }`."""
     from .attacks import ATTACK_CATALOG
-    from .models import ARCHS
+    from .models.settings import WIDTHS as ARCHS
     return (
         Param("attacks", "call|list[call]", ("fgsm", "pgd(steps=40, step=0.01)"), catalog=ATTACK_CATALOG,
               doc="attacks with their settings"),
@@ -138,7 +138,7 @@ class Binder:
 
     def data(self, node) -> dict | None:
         """`mnist5k(train=4000)`, `"digits.npz"`, `npz("digits.npz", test=500)`, `folder("photos/")`."""
-        from .data.loaders import BUILTIN_SIZES, SOURCE_CATALOG
+        from .data.sources import BUILTIN_SIZES, SOURCE_CATALOG
         if isinstance(node, n.String):
             return {"name": node.value}
         if isinstance(node, n.Call) and node.name not in SOURCE_CATALOG.entries():
@@ -211,14 +211,14 @@ def bind_recipe(program: n.Program) -> dict:
 
 def catalog() -> dict[str, dict[str, str]]:
     """Every signature a recipe can use, by family: {family: {name: signature}} (`fif ops --recipe`)."""
-    from .attacks import ATTACKS
-    from .data.loaders import SOURCES
+    from .attacks.params import BY_NAME as ATTACK_PARAMS
+    from .data.sources import SOURCES
     from .models.settings import CLASSIFIERS
     from .recipe_stages import stage_params
     from .train.inputs import INPUTS
     from .train.losses import LOSSES
     from .train.optim import OPTIMIZER_PARAMS, SCHEDULE_PARAMS
-    families = {"data": SOURCES, "classifier": CLASSIFIERS, "attack": {k: v.params for k, v in ATTACKS.items()},
+    families = {"data": SOURCES, "classifier": CLASSIFIERS, "attack": ATTACK_PARAMS,
                 "loss": LOSSES, "inputs": INPUTS, "optim": OPTIMIZER_PARAMS, "schedule": SCHEDULE_PARAMS,
                 "section": {"eval": eval_params(), "stage": stage_params()}}
     return {family: {name: signature(name, params) for name, params in entries.items()}

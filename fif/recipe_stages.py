@@ -113,18 +113,18 @@ def bind_inputs(b: Binder, node) -> dict | None:
 
 def _adversarial(b: Binder, call: n.Call) -> dict | None:
     """adversarial(attack=pgd(steps=40), eps=[0.1, 0.3], against=defense, step=0.02)."""
-    from .attacks import ATTACKS
+    from .attacks.params import BY_NAME, NORMS
     from .train.inputs import INPUTS
     own = INPUTS["adversarial"]
     attack = next((a.value for a in call.args if a.name == "attack"), None)
     if attack is None:
         attack = next((a.value for a in call.args if a.name is None), None)
     name = attack.name if isinstance(attack, n.Call) else "pgd" if attack is None else None
-    if name in ATTACKS:
-        params = own + ATTACKS[name].params
+    if name in BY_NAME:
+        params = own + BY_NAME[name]
     else:  # the attack is reported; settings some attack has cannot be checked, others can
         params = own
-        theirs = {p.name for info in ATTACKS.values() for p in info.params} - {p.name for p in own}
+        theirs = {p.name for params in BY_NAME.values() for p in params} - {p.name for p in own}
         call = replace(call, args=tuple(a for a in call.args if a.name not in theirs))
     args = bind_args("adversarial", params, call, b.sink, fill_defaults=False)
     if args is None:
@@ -136,8 +136,8 @@ def _adversarial(b: Binder, call: n.Call) -> dict | None:
             b.error("E225", f"'{k}' is given twice: in attack={chosen.name}(...) and in adversarial(...)",
                     next(a.name_span for a in call.args if a.name == k), hint="give each setting once")
             return None
-    if ATTACKS[chosen.name].norm != "linf":
-        b.error("E226", f"{chosen.name} is an {ATTACKS[chosen.name].norm} attack; training pairs use L-inf "
+    if NORMS[chosen.name] != "linf":
+        b.error("E226", f"{chosen.name} is an {NORMS[chosen.name]} attack; training pairs use L-inf "
                 "budgets", attack.span, hint="use pgd, fgsm, bim, mifgsm or apgd")
         return None
     return {"kind": "adversarial", "args": thaw({**args, "attack": Bound(chosen.name, {**chosen.args, **extra})})}

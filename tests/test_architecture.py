@@ -100,3 +100,25 @@ def test_help_and_fmt_leave_torch_unimported(tmp_path):
     for args in (["--help"], ["fmt", "--check", str(recipe)]):
         out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", (args, out.stdout, out.stderr)
+
+
+def test_a_recipe_mistake_fails_before_torch_is_imported(tmp_path):
+    """`fif eval` and `fif train` bind the recipe first, torch-free, so `pgd(stepz=10)` costs a
+    fraction of a second, not a torch import and a trained classifier."""
+    import subprocess
+    import sys
+    recipe = tmp_path / "r.fif"
+    recipe.write_text("recipe r {\n  defense = bitdepth(2)\n  eval { attacks = [pgd(stepz=10)] }\n}\n")
+    probe = ("import sys, runpy\nsys.modules['torch'] = None   # any import of torch fails loudly\n"
+             "sys.argv = ['fif'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('fif', run_name='__main__')\nexcept SystemExit as e:\n    print('EXIT', e.code)\n")
+    for command in ("eval", "train"):
+        out = subprocess.run([sys.executable, "-c", probe, command, str(recipe)], capture_output=True, text=True,
+                             timeout=120)
+        assert "EXIT 1" in out.stdout and "3:25: error[E221]" in out.stderr, (command, out.stdout, out.stderr)
+
+
+def test_torch_free_classifier_widths_match_the_networks():
+    from fif.models.classifiers import ARCHS
+    from fif.models.settings import WIDTHS
+    assert WIDTHS == {arch: width for arch, (_, width, _) in ARCHS.items()}

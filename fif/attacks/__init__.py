@@ -8,114 +8,26 @@ returns a detached x_adv with x's dtype and device, inside [0, 1] and inside the
 `ATTACKS[name].norm` says "l2"). `eot` averages gradients over random draws of the model in one
 batched forward pass; `seed` makes a run reproducible without touching the caller's RNG.
 Bad arguments raise FifError E250, bad inputs (NaN, outside [0, 1]) E502, unknown names E251.
-Each attack declares the parameters a recipe may set (`ATTACKS[name].params`, typed, with ranges);
-recipes bind them when loaded, `eval { attacks = [pgd(steps=40)] }`, so a typo is an E2xx there.
+Each attack declares the parameters a recipe may set (fif.attacks.params, torch-free); recipes bind
+them when loaded, `eval { attacks = [pgd(steps=40)] }`, so a typo is an E2xx there. The attacks
+themselves (and torch) load on first use.
 """
 
-from __future__ import annotations
-
-import inspect
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Callable, Mapping
-
-from ..errors import did_you_mean, error
-from ..registry import Catalog, Param
-from . import apgd as _apgd, bim as _bim, cw as _cw, deepfool as _deepfool, fgsm as _fgsm
-from . import mifgsm as _mifgsm, pgd as _pgd
-from ._common import loss_grad, seeded
-from .apgd import apgd
-from .bim import bim
-from .cw import cw
-from .deepfool import deepfool
-from .fgsm import fgsm
-from .mifgsm import mifgsm
-from .pgd import pgd
+from .params import ATTACK_CATALOG, NORMS  # noqa: F401  (torch-free)
 
 __all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "ATTACKS", "AttackInfo",
-           "ATTACK_CATALOG", "get_attack", "loss_grad", "seeded"]
+           "ATTACK_CATALOG", "NORMS", "get_attack", "loss_grad", "seeded"]
+
+_WHERE = {"fgsm": "fgsm", "bim": "bim", "pgd": "pgd", "mifgsm": "mifgsm", "cw": "cw", "deepfool": "deepfool",
+          "apgd": "apgd", "ATTACKS": "catalog", "AttackInfo": "catalog", "get_attack": "catalog",
+          "loss_grad": "_common", "seeded": "_common"}
 
 
-@dataclass(frozen=True)
-class AttackInfo:
-    """One attack in the catalog.
-
-    `norm` says what `eps` measures for this attack: "linf" or "l2". `defaults` holds the keyword
-    parameters (after eps) with their default values, read from the function's signature.
-    `params` declares the ones a recipe may set (all but `seed`), typed, with ranges:
-    `pgd(steps=40, step=0.01, restarts=2)`.
-    """
-
-    name: str
-    fn: Callable
-    norm: str
-    paper: str
-    doc: str
-    defaults: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    params: tuple[Param, ...] = ()
-
-    def signature(self) -> str:
-        return f"{self.name}({', '.join(p.signature() for p in self.params)})"
-
-    def __call__(self, *args, **kwargs):
-        return self.fn(*args, **kwargs)
-
-
-def _info(name: str, module, norm: str, paper: str, doc: str) -> AttackInfo:
-    fn = getattr(module, name)
-    params = inspect.signature(fn).parameters.values()
-    defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    return AttackInfo(name, fn, norm, paper, doc, MappingProxyType(defaults), tuple(module.PARAMS))
-
-
-ATTACKS: dict[str, AttackInfo] = {
-    info.name: info for info in [
-        _info("fgsm", _fgsm, "linf",
-              "Goodfellow, Shlens & Szegedy, Explaining and Harnessing Adversarial Examples, ICLR 2015",
-              "one signed-gradient step of size eps"),
-        _info("bim", _bim, "linf",
-              "Kurakin, Goodfellow & Bengio, Adversarial Examples in the Physical World, ICLR-W 2017",
-              "iterated FGSM (I-FGSM) clipped to the eps-ball, no random start"),
-        _info("pgd", _pgd, "linf",
-              "Madry, Makelov, Schmidt, Tsipras & Vladu, Towards Deep Learning Models Resistant to "
-              "Adversarial Attacks, ICLR 2018",
-              "projected signed-gradient ascent from a random start, with restarts"),
-        _info("mifgsm", _mifgsm, "linf",
-              "Dong, Liao, Pang, Su, Zhu, Hu & Li, Boosting Adversarial Attacks with Momentum, CVPR 2018",
-              "iterated FGSM with momentum of L1-normalised gradients"),
-        _info("cw", _cw, "l2",
-              "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks, IEEE S&P 2017",
-              "minimal-L2 margin attack, Adam in tanh space, binary search over c; eps is an L2 budget"),
-        _info("deepfool", _deepfool, "linf",
-              "Moosavi-Dezfooli, Fawzi & Frossard, DeepFool: a simple and accurate method to fool deep "
-              "neural networks, CVPR 2016",
-              "minimal L2 steps to the linearised boundary; eps, when given, clips to an L-inf ball"),
-        _info("apgd", _apgd, "linf",
-              "Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
-              "parameter-free attacks, ICML 2020",
-              "APGD-CE/DLR: momentum PGD with checkpointed step-size halving (AutoAttack)"),
-    ]
-}
-
-# What `attack=...` in a recipe chooses from: `adversarial(attack=pgd(steps=10), eps=0.3)`.
-ATTACK_CATALOG = Catalog("attack", lambda: {k: v.params for k, v in ATTACKS.items()}, code="E251")
-
-# Other spellings people use for the same attacks (matched after lower-casing and dropping - and _).
-_ALIASES = {"ifgsm": "bim", "apgdce": "apgd", "autopgd": "apgd", "cwl2": "cw", "carliniwagner": "cw",
-            "mifgsm": "mifgsm", "momentumfgsm": "mifgsm"}
-
-
-def get_attack(name: str) -> AttackInfo:
-    """The catalog entry for `name` ("pgd", "apgd", ...; "I-FGSM", "APGD-CE", "CW-L2" also work).
-
-    Raises FifError E251 with a did-you-mean hint for an unknown name.
-    """
-    if isinstance(name, str):
-        if name in ATTACKS:
-            return ATTACKS[name]
-        key = name.lower().replace("-", "").replace("_", "")
-        key = _ALIASES.get(key, key)
-        if key in ATTACKS:
-            return ATTACKS[key]
-    hint = did_you_mean(str(name), list(ATTACKS)) or f"known attacks: {', '.join(ATTACKS)}"
-    raise error("E251", f"unknown attack {name!r}", hint=hint)
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+        importlib.import_module(".catalog", __name__)   # binds the attack functions on this package
+        if name in globals():
+            return globals()[name]
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'fif.attacks' has no attribute {name!r}")

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from ..errors import did_you_mean, error
 from ..registry import Param
 
-LOSSES = ("ce", "margin", "dlr")
 
 # Slack allowed on the [0, 1] range of inputs (images decoded from uint8 or passed through a
 # float transform can land a rounding error outside).
@@ -33,20 +32,8 @@ RANGE_TOL = 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
-# Parameters a recipe may set (each attack's PARAMS; `eps` and `seed` are set by fif itself)
-
-EOT = Param("eot", "int", 1, low=1, doc="gradient averaged over this many random draws, in one batched pass")
-TARGETED = Param("targeted", "bool", False, doc="move towards class y instead of away from it")
-STEP = Param("step", "float", None, low=0.0, high=1.0, doc="step size (default: the attack's own rule)")
-
-
-def steps_param(default: int, doc: str = "iterations") -> Param:
-    return Param("steps", "int", default, low=1, doc=doc)
-
-
-def loss_param(allowed=LOSSES, default="ce") -> Param:
-    return Param("loss", "choice", default, choices=tuple(allowed),
-                 doc="ce: cross-entropy; margin: C&W margin; dlr: Difference of Logits Ratio")
+# The parameters a recipe may set live in fif.attacks.params (torch-free).
+from .params import EOT, LOSSES, STEP, TARGETED, loss_param, steps_param  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,10 +10,7 @@ from ..registry import Param
 from ._common import (EOT, check_common, check_eps, check_float, check_int, check_loss, finish, fooled,
                       loss_grad, loss_param, per_sample, project_linf, random_linf_start, seeded, steps_param)
 
-PARAMS = (steps_param(100), Param("restarts", "int", 1, low=1, doc="runs from fresh random starts"),
-          loss_param(("ce", "dlr")),
-          Param("rho", "float", 0.75, low=0.0, high=1.0, doc="success fraction below which the step halves"),
-          Param("alpha", "float", 0.75, low=0.0, high=1.0, low_open=True, doc="momentum weight"), EOT)
+from .params import APGD as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 
 def apgd_checkpoints(steps: int) -> list[int]:

@@ -9,7 +9,7 @@ import torch
 from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
                       project_linf, seeded, steps_param)
 
-PARAMS = (steps_param(10), STEP, TARGETED, EOT)
+from .params import BIM as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 
 def bim(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 10,

@@ -10,12 +10,7 @@ from ..registry import Param
 from ._common import (EOT, TARGETED, check_common, check_eps, check_float, check_int, eot_loss, finish, l2_norm,
                       loss_grad, per_sample, project_l2, seeded, steps_param)
 
-PARAMS = (Param("c", "float", 1.0, low=0.0, low_open=True, doc="first weight of the margin term (searched)"),
-          Param("kappa", "float", 0.0, low=0.0, doc="confidence margin"),
-          steps_param(100, "Adam steps per value of c"),
-          Param("lr", "float", 0.01, low=0.0, low_open=True, doc="Adam learning rate"),
-          Param("binary_steps", "int", 5, low=1, doc="binary-search steps over c"),
-          TARGETED, EOT)
+from .params import CW as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 # Keeps atanh finite for pixels at exactly 0 or 1.
 _TANH_SCALE = 1 - 1e-6

@@ -10,8 +10,7 @@ from ..registry import Param
 from ._common import (EOT, check_classes, check_common, check_eps, check_float, check_int, eot_logits,
                       finish, forward_logits, project_linf, seeded, steps_param)
 
-PARAMS = (steps_param(50), Param("overshoot", "float", 0.02, low=0.0, doc="how far past the boundary to step"),
-          Param("num_classes", "int", 10, low=2, doc="the classes with the highest logits considered"), EOT)
+from .params import DEEPFOOL as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 
 def _class_grads(model: Callable, x: torch.Tensor, cand: torch.Tensor, eot: int):

@@ -10,8 +10,7 @@ from ..registry import Param
 from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
                       per_sample, project_linf, seeded, steps_param)
 
-PARAMS = (steps_param(10), STEP, Param("decay", "float", 1.0, low=0.0, doc="momentum decay factor mu"),
-          TARGETED, EOT)
+from .params import MIFGSM as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 
 def mifgsm(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 10,

@@ -11,10 +11,7 @@ from ._common import (EOT, LOSSES, STEP, TARGETED, check_bool, check_common, che
                       check_loss, eot_loss, finish, fooled, loss_grad, loss_param, project_linf,
                       random_linf_start, seeded, steps_param)
 
-PARAMS = (steps_param(40, "iterations per restart"), STEP,
-          Param("random_start", "bool", True, doc="start from a uniform draw in the eps-ball"),
-          Param("restarts", "int", 1, low=1, doc="runs; each sample keeps its first success"),
-          loss_param(), TARGETED, EOT)
+from .params import PGD as PARAMS  # noqa: E402  (declared where the binder reads it)
 
 
 def pgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 40,

@@ -4,10 +4,16 @@
     train_ds, test_ds = split(load_dataset("mnist5k"), train=4000, test=1000, seed=0)
 """
 
-from .batching import Batches, batches
-from .datasets import Dataset, from_arrays
-from .loaders import BUILTIN, load_dataset, load_image_folder, load_npz, mnist5k
-from .splits import split
-
 __all__ = ["Dataset", "from_arrays", "mnist5k", "load_npz", "load_image_folder", "load_dataset",
            "BUILTIN", "split", "batches", "Batches"]
+
+_WHERE = {"Batches": "batching", "batches": "batching", "Dataset": "datasets", "from_arrays": "datasets",
+          "BUILTIN": "sources", "load_dataset": "loaders", "load_image_folder": "loaders", "load_npz": "loaders",
+          "mnist5k": "loaders", "split": "splits"}
+
+
+def __getattr__(name):  # loaded on first use: binding a recipe's `data = ...` needs no torch
+    if name in _WHERE:
+        import importlib
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'fif.data' has no attribute {name!r}")

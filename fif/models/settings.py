@@ -10,7 +10,6 @@ are the ones `ClassifierSpec` and `train_classifier` apply; `width` defaults to 
 from __future__ import annotations
 
 from ..registry import REQUIRED, Catalog, Param
-from .classifiers import ARCHS
 
 # PGD adversarial training of the classifier (Madry et al. 2018), see fif.models.training.
 ADVERSARIAL_TRAINING: tuple[Param, ...] = (
@@ -32,14 +31,19 @@ _COMMON: tuple[Param, ...] = (
 )
 
 
+# arch -> its default width (None: the arch has no width), as fif.models.classifiers.ARCHS says;
+# repeated here so recipes bind without importing torch (a test checks the two agree).
+WIDTHS: dict[str, int | None] = {"smallcnn": 32, "lenet": None, "resnet18": 64}
+
+
 def _params(arch: str) -> tuple[Param, ...]:
-    width = ARCHS[arch][1]
+    width = WIDTHS[arch]
     if width is None:
         return _COMMON
     return (Param("width", "int", width, low=1, doc="channels of the first layer"),) + _COMMON
 
 
-CLASSIFIERS: dict[str, tuple[Param, ...]] = {arch: _params(arch) for arch in ARCHS}
+CLASSIFIERS: dict[str, tuple[Param, ...]] = {arch: _params(arch) for arch in WIDTHS}
 CLASSIFIER_CATALOG = Catalog("classifier", lambda: CLASSIFIERS, code="E202")
 
 

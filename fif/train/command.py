@@ -24,8 +24,10 @@ from ..cli_support import fail_cleanly
 @fail_cleanly
 def train_cmd(recipe, out, seed, device, resume, checkpoint_every, only):
     """Train the learnable parts of RECIPE, stage by stage; resumable and reproducible."""
+    from ..recipe import load_recipe
+    r = load_recipe(recipe)  # bound and checked before torch loads: a typo costs a fraction of a second
     from .run import run_training
-    summary = run_training(recipe, out=out, seed=seed, device=device, resume=resume,
+    summary = run_training(r, out=out, seed=seed, device=device, resume=resume,
                            checkpoint_every=checkpoint_every, only=only)
     click.echo(render_summary(summary))
 
