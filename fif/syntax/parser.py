@@ -12,12 +12,17 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
                              VisitError)
 
 from ..errors import FifError, Span, diagnostic
 from . import nodes as n
+
+# How deep brackets, blocks, part maps and unary minus may nest (E108). Real programs stay below
+# ten. Each level costs the printer and the passes about 8 Python frames and a running pipeline
+# about 13 (`mean { a -> mean { ... } }`), so 32 levels stay far below Python's limit of 1000.
+MAX_NESTING = 32
 
 _OPENERS = {"LESSTHAN": ">", "LBRACE": "}", "LPAR": ")", "LSQB": "]"}
 _CLOSERS = {"MORETHAN": "LESSTHAN", "RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB"}
@@ -55,8 +60,9 @@ def _span(meta_or_token) -> Span:
 
 
 @v_args(meta=True)
-class _Build(Transformer):
-    """Lark tree -> fif nodes (comments attached afterwards)."""
+class _Build(Transformer_NonRecursive):
+    """Lark tree -> fif nodes (comments attached afterwards). Non-recursive, so depth never
+    reaches Python's recursion limit here; `_check_nesting` bounds it for the passes after."""
 
     def number(self, meta, ch):
         return n.Number(_finite(ch[0]), _span(meta))
@@ -205,6 +211,7 @@ def parse(text: str, name: str = "<string>") -> n.Program:
     comments: list[Token] = []
     try:
         tree = _parse_collecting(text, comments)
+        _check_nesting(text)
         items = _Build().transform(tree)
     except FifError as e:
         raise e.with_source(text, name) from None
@@ -235,6 +242,28 @@ _COMMENT_SINK: list[Token] = []
 def _lark_with_comments() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
                 lexer_callbacks={"COMMENT": _COMMENT_SINK.append})
+
+
+def _check_nesting(text):
+    """E108 at the first token nested deeper than MAX_NESTING: `(`, `[`, `{`, `<` and each `-` of
+    a run like `- - x` open a level. Runs on text that parsed, so brackets pair up."""
+    if sum(text.count(c) for c in "([{<-") <= MAX_NESTING:
+        return
+    depth = run = 0
+    try:
+        for tok in _lark_with_comments().lex(text):
+            if tok.type in _OPENERS:
+                depth += 1
+            elif tok.type in _CLOSERS:
+                depth -= 1
+            run = run + 1 if tok.type == "_MINUS" else 0
+            if depth + run > MAX_NESTING:
+                raise FifError(diagnostic(
+                    "E108", f"nested too deeply: more than {MAX_NESTING} levels of brackets, "
+                    "blocks, part maps and signs", Span(tok.line, tok.column, tok.end_column),
+                    hint="flatten it: join stages with '->' rather than nesting them"))
+    finally:
+        _COMMENT_SINK.clear()
 
 
 # ---- comments -------------------------------------------------------------------------------
