@@ -13,6 +13,7 @@ from ..syntax import nodes as n
 from ..syntax.printer import format_program
 from .check import check_plan
 from .infer import Env, InferContext, infer
+from .limits import check_depth, too_deep
 from .resolve import resolve
 
 
@@ -46,10 +47,14 @@ def analyze(program: n.Program, input_kind: TensorKind, expression=None, decls=N
     scope = resolve(decls or [], expression, sink)
     sink.raise_if_any()
     env = Env(scope, InferContext(input_kind), sink)
-    step, _ = infer(expression, input_kind, env)
+    try:
+        step, _ = infer(expression, input_kind, env)
+    except RecursionError:  # lets and defs unfolding into each other hundreds of levels deep
+        raise too_deep(expression) from None
     sink.raise_if_any()
     shared = tuple((name, s) for name, (_, s) in env.shared.items())
     plan = Plan(format_program(program), input_kind, step, shared)
-    check_plan(plan, sink)
+    if check_depth(plan, sink):
+        check_plan(plan, sink)
     sink.raise_if_any()
     return plan
