@@ -59,10 +59,10 @@ class Diagnostic:
 def _excerpt(source, line, column, end_column) -> list[str]:
     if source is None or line is None:
         return []
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines) + 1:
+    lines = source.split("\n")  # lines as the parser counts them: \f, \v or \r alone do not end one
+    if not 1 <= line <= len(lines):
         return []
-    text = lines[line - 1] if line <= len(lines) else ""
+    text = lines[line - 1].rstrip("\r")
     col = max(1, column or 1)
     width = max(1, (end_column - col) if end_column and end_column > col else 1)
     width = min(width, max(1, len(text) - col + 1))

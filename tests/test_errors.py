@@ -448,3 +448,50 @@ def test_cli_compile_odd_shape_from_command_line():
     result = CliRunner().invoke(_cli(), ["compile", "-e", "dwt -> idwt", "--input-shape", "1,27,28"])
     assert result.exit_code == 1
     assert "<expr>:1:1: error[E331]" in result.output
+
+
+# ---- source files: one reader for fif.load_recipe and the command line ---------------------------
+
+BAD_BYTES = [
+    # (id, bytes, (line, column) of the first bad byte, in characters as the parser counts them)
+    ("latin-1-on-line-3", "recipe r {\n  defense = id\n  # café\n}\n".encode("latin-1"), (3, 8)),
+    ("after-a-multibyte-character", "# é\n# ü \xff".encode("utf-8").replace(b"\xc3\xbf", b"\xff"), (2, 5)),
+    ("utf-16", "recipe r { defense = id }".encode("utf-16"), (1, 1)),
+    ("truncated-at-the-end", "recipe r { defense = id }\n# \u20ac".encode("utf-8")[:-1], (2, 3)),
+]
+
+
+@pytest.mark.parametrize("data,where", [b[1:] for b in BAD_BYTES], ids=[b[0] for b in BAD_BYTES])
+def test_recipe_file_that_is_not_utf8_is_E406_at_the_first_bad_byte(tmp_path, data, where):
+    path = tmp_path / "r.fif"
+    path.write_bytes(data)
+    with pytest.raises(fif.FifError) as info:
+        fif.load_recipe(path)
+    e = info.value
+    assert (e.code, e.file, (e.line, e.column)) == ("E406", str(path), where)
+    assert e.render().startswith(f"{path}:{where[0]}:{where[1]}: error[E406]")
+    assert e.hint
+
+
+@pytest.mark.parametrize("command", [["compile"], ["fmt", "--check"]])
+def test_cli_reads_files_with_the_same_reader(tmp_path, command):
+    path = tmp_path / "d.fif"
+    path.write_bytes(b"dwt -> idwt # \xe9\n")
+    result = CliRunner().invoke(_cli(), command + [str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:1:15: error[E406]" in result.output and "Traceback" not in result.output
+
+
+def test_a_utf8_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "bom.fif"
+    path.write_bytes(b"\xef\xbb\xbfrecipe r { defense = bitdepth(2) }\n")
+    assert fif.load_recipe(path).name == "r"
+
+
+def test_missing_or_unreadable_paths_are_E401(tmp_path):
+    (tmp_path / "tiny.fif").write_text("recipe t { defense = id }\n", encoding="utf-8")
+    for path, hint in [(tmp_path, None), (tmp_path / "tiny", "tiny.fif"), (tmp_path / "tinyy.fif", "tiny.fif")]:
+        with pytest.raises(fif.FifError) as info:
+            fif.load_recipe(path)
+        assert info.value.code == "E401" and info.value.file == str(path)
+        assert hint is None or hint in info.value.hint
