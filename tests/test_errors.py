@@ -97,6 +97,10 @@ ERRORS = [
     ("two-pipelines", "dwt -> idwt\nid", ("E103", 2, 1)),
     ("main-starts-with-paren", "(id -> id)", ("E103", 1, 1)),
     ("fraction-of-negative", "noise(3/-1)", ("E103", 1, 9)),
+    # Keywords are never names, wherever they stand (fif fmt may move a field to another line).
+    ("keyword-as-field-name", "recipe r {\n  eval { n = 1; recipe = 2 }\n  defense = id\n}", ("E103", 2, 17)),
+    ("keyword-as-keyword-argument", "noise(in=0.1)", ("E103", 1, 7)),
+    ("keyword-as-for-variable", "mean { for for in [1]: id }", ("E103", 1, 12)),
     ("syntax-error-line-4", "# comment\nlet a = conv(4)\n\na -> dwt -> <LL: id,, HH: zero> -> idwt", ("E103", 4, 21)),
     # -- E2xx: names and arguments -----------------------------------------------------------------
     ("unknown-op", "dwt -> <LL: downpu> -> idwt", ("E201", 1, 13)),

@@ -241,7 +241,17 @@ _COMMENT_SINK: list[Token] = []
 @functools.lru_cache(maxsize=1)
 def _lark_with_comments() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                lexer_callbacks={"COMMENT": _COMMENT_SINK.append})
+                lexer_callbacks={"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
+
+
+_KEYWORDS = {"let": "LET", "def": "DEF", "recipe": "RECIPE", "for": "FOR", "in": "IN"}
+
+
+def _reserved(token: Token) -> Token:
+    """Keywords are never names. Lark's contextual lexer would read `recipe` as a name where no
+    keyword fits, but which places those are depends on the layout, so `recipe = 1` inside a
+    section could parse on one line and not after `fif fmt` moved it to another."""
+    return token.update(type=_KEYWORDS[token]) if token in _KEYWORDS else token
 
 
 def _check_nesting(text):
@@ -390,6 +400,8 @@ def _closer_hint(token, expected) -> str | None:
 
 
 def _token_hint(token, expected) -> str | None:
+    if token.type in _KEYWORDS.values() and "NAME" in expected:
+        return f"'{token}' is a keyword and cannot be a name; choose another"
     if "_ARROW" in expected and token.type in ("NAME", "LESSTHAN"):
         return "join stages with '->'"
     if "COLON" in expected and token.type in ("NAME", "RPAR"):
