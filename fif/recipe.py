@@ -267,9 +267,10 @@ def recipe_from_program(program: n.Program) -> Recipe:
     conv = _Convert(file, source)
     recipes = program.recipes
     if len(recipes) != 1:
-        conv.fail("E401" if not recipes else "E413",
+        first = program.items[0].span if program.items else Span(1, 1, 2)
+        conv.fail("E413",
                   "a recipe file holds exactly one `recipe NAME { ... }`" + (f", found {len(recipes)}" if recipes else ""),
-                  recipes[1].span if len(recipes) > 1 else None)
+                  recipes[1].span if len(recipes) > 1 else first)
     r = recipes[0]
     fields: dict[str, Any] = {"name": r.name, "file": file, "source": source, "program": program}
     spans: dict[tuple, Span] = {}
@@ -287,7 +288,7 @@ def recipe_from_program(program: n.Program) -> Recipe:
         else:
             _recipe_section(conv, e, fields, spans)
     if "defense" not in fields:
-        conv.fail("E402", f"recipe '{r.name}' has no `defense = ...`", r.name_span,
+        conv.fail("E419", f"recipe '{r.name}' has no `defense = ...`", r.name_span,
                   hint="add a line such as `defense = bitdepth(4)`")
     try:
         return Recipe(**fields)

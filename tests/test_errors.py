@@ -205,7 +205,7 @@ ERRORS = [
     ("recipe-defense-bad-arg",
      "recipe r {\n  def band(r=1/6) = chancompress(r, noise)\n  defense = dwt -> <HH: band(2)> -> idwt\n}",
      ("E224", 3, 30)),
-    ("recipe-without-defense", "recipe r {\n  data = mnist5k\n}", ("E402", 1, 8)),
+    ("recipe-without-defense", "recipe r {\n  data = mnist5k\n}", ("E419", 1, 8)),
     ("def-body-error-through-use", "def f() = dwt -> <XX: id> -> idwt\nid -> f", ("E311", 1, 19)),
     ("def-body-bad-keyword-through-use", "def f(c) = conv(c, kk=3)\n\nf(2)", ("E221", 1, 20)),
     ("def-arg-out-of-range-at-use", "def f(r) = chancompress(r)\ndwt -> <HH: f(7)> -> idwt", ("E224", 2, 15)),

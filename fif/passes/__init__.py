@@ -29,7 +29,7 @@ def main_expression(program: n.Program):
         for e in entries:
             if isinstance(e, n.FieldEntry) and e.name == "defense":
                 return decls + inner, e.value
-        raise FifError(diagnostic("E402", f"recipe '{recipes[0].name}' has no `defense = ...`",
+        raise FifError(diagnostic("E419", f"recipe '{recipes[0].name}' has no `defense = ...`",
                                   recipes[0].name_span, hint="add a line such as `defense = bitdepth(4)`"))
     from ..errors import Span
     from ..syntax.parser import _end_position
