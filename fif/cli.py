@@ -1,4 +1,4 @@
-"""The `fif` command line: compile, fmt, ops, train, eval.
+"""The `fif` command line: compile, fmt, ops, train, eval, explain.
 
     fif compile -e 'dwt -> <HH,HL,LH: chancompress(1/6, noise), LL: downup> -> idwt' --input-shape 1,28,28
 
@@ -166,6 +166,24 @@ def ops_cmd(pattern):
         flags = [_flag(getattr(spec, f)) for f in ("learnable", "differentiable", "random")]
         table.add_row(name, spec.signature(), spec.family, *flags, spec.summary().split(": ", 1)[-1])
     out.print(table)
+
+
+@main.command("explain")
+@click.argument("code", required=False)
+def explain_cmd(code):
+    """What error CODE means (e.g. E201); every code, by group, without one."""
+    from .error_codes import CODES, GROUPS, explain
+    if code is None:
+        for prefix, group in GROUPS.items():
+            click.echo(f"{prefix}xx {group}")
+            for c, meaning in CODES.items():
+                if c.startswith(prefix):
+                    click.echo(f"  {c}  {meaning}")
+        return
+    text = explain(code)
+    if text is None:
+        raise click.BadParameter(f"fif has no error code {code!r}; `fif explain` lists them", param_hint="CODE")
+    click.echo(text)
 
 
 def _flag(v) -> str:

@@ -7,7 +7,8 @@
       = hint: did you mean 'downup'?
 
 Codes are stable: E1xx syntax, E2xx names and arguments, E3xx kinds, parts and shapes,
-E4xx recipes and data, E5xx runtime. Tests pin code, line and column, never wording.
+E4xx recipes and data, E5xx runtime; `fif.error_codes.CODES` says what each one means. Tests
+pin code, line and column, never wording.
 """
 
 from __future__ import annotations
