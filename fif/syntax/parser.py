@@ -18,6 +18,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
 
 from ..errors import FifError, Span, diagnostic
 from . import nodes as n
+from .comments import attach_comments
 
 # How deep brackets, blocks, part maps and unary minus may nest (E108). Real programs stay below
 # ten. Each level costs the printer and the passes about 8 Python frames and a running pipeline
@@ -221,7 +222,7 @@ def parse(text: str, name: str = "<string>") -> n.Program:
         raise
     except UnexpectedInput as e:
         raise _syntax_error(e, text, name) from None
-    items, end_comments = _attach_comments(items, comments)
+    items, end_comments = attach_comments(items, comments)
     return n.Program(tuple(items), tuple(end_comments), file=name, source=text)
 
 
@@ -274,58 +275,6 @@ def _check_nesting(text):
                     hint="flatten it: join stages with '->' rather than nesting them"))
     finally:
         _COMMENT_SINK.clear()
-
-
-# ---- comments -------------------------------------------------------------------------------
-
-def _attach_comments(items, comments):
-    """Give each statement (and recipe entry) the comments that stand before or inside it."""
-    pending = sorted(comments, key=lambda t: (t.line, t.column))
-    out = []
-    for item in items:
-        taken, pending = _take_until(pending, _end_line(item))
-        if isinstance(item, (n.Recipe,)):
-            head = [c for c in taken if c.line <= item.span.line]
-            inner = [c for c in taken if c.line > item.span.line]
-            item = _attach_entries(item, head, inner)
-        else:
-            item = _with_comments(item, taken)
-        out.append(item)
-    return out, tuple(str(c).rstrip() for c in pending)
-
-
-def _attach_entries(node, head, inner):
-    entries = []
-    pending = inner
-    for entry in node.entries:
-        taken, pending = _take_until(pending, _end_line(entry))
-        if isinstance(entry, n.Section):
-            h = [c for c in taken if c.line <= entry.span.line]
-            entry = _attach_entries(entry, h, [c for c in taken if c.line > entry.span.line])
-        else:
-            entry = _with_comments(entry, taken)
-        entries.append(entry)
-    return _replace(node, entries=tuple(entries), comments=tuple(str(c).rstrip() for c in head),
-                    end_comments=tuple(str(c).rstrip() for c in pending))
-
-
-def _take_until(pending, end_line):
-    taken = [c for c in pending if c.line <= end_line]
-    rest = [c for c in pending if c.line > end_line]
-    return taken, rest
-
-
-def _end_line(node) -> int:
-    return node.span.end_line or node.span.line
-
-
-def _with_comments(node, comments):
-    return _replace(node, comments=tuple(str(c).rstrip() for c in comments))
-
-
-def _replace(node, **changes):
-    from dataclasses import replace
-    return replace(node, **changes)
 
 
 # ---- errors ---------------------------------------------------------------------------------
