@@ -1,4 +1,4 @@
-"""The `fif` command line: compile, fmt, ops, train, eval.
+"""The `fif` command line: compile, fmt, ops, train, eval, explain.
 
     fif compile -e 'dwt -> <HH,HL,LH: chancompress(1/6, noise), LL: downup> -> idwt' --input-shape 1,28,28
 
@@ -197,6 +197,24 @@ def _recipe_catalog(pattern):
             if glob is None or fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(family, glob):
                 table.add_row(family, name, escape(sig))
     out.print(table)
+
+
+@main.command("explain")
+@click.argument("code", required=False)
+def explain_cmd(code):
+    """What error CODE means (e.g. E201); every code, by group, without one."""
+    from .error_codes import CODES, GROUPS, explain
+    if code is None:
+        for prefix, group in GROUPS.items():
+            click.echo(f"{prefix}xx {group}")
+            for c, meaning in CODES.items():
+                if c.startswith(prefix):
+                    click.echo(f"  {c}  {meaning}")
+        return
+    text = explain(code)
+    if text is None:
+        raise click.BadParameter(f"fif has no error code {code!r}; `fif explain` lists them", param_hint="CODE")
+    click.echo(text)
 
 
 def _flag(v) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 
 import click
 
-from .errors import FifError, diagnostic
+from .errors import FifError
+from .sources import read_source
 
 
 def fail_cleanly(fn):
@@ -45,13 +45,5 @@ def fail_cleanly(fn):
 
 
 def read_text(path: str) -> str:
-    """A fif source file's text; E401 when it is missing or not UTF-8."""
-    p = Path(path)
-    if not p.is_file():
-        raise FifError(diagnostic("E401", f"no such file: {path}", file=path,
-                                  hint="check the path" + (f"; did you mean {p.with_suffix('.fif')}?"
-                                                           if p.with_suffix(".fif").is_file() else "")))
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FifError(diagnostic("E401", "the file is not UTF-8 text", file=path)) from None
+    """A fif source file's text; E401 when it is missing, E406 when it is not UTF-8."""
+    return read_source(path)

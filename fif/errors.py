@@ -7,7 +7,8 @@
       = hint: did you mean 'downup'?
 
 Codes are stable: E1xx syntax, E2xx names and arguments, E3xx kinds, parts and shapes,
-E4xx recipes and data, E5xx runtime. Tests pin code, line and column, never wording.
+E4xx recipes and data, E5xx runtime; `fif.error_codes.CODES` says what each one means. Tests
+pin code, line and column, never wording.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ class Diagnostic:
 def _excerpt(source, line, column, end_column) -> list[str]:
     if source is None or line is None:
         return []
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines) + 1:
+    lines = source.split("\n")  # lines as the parser counts them: \f, \v or \r alone do not end one
+    if not 1 <= line <= len(lines):
         return []
-    text = lines[line - 1] if line <= len(lines) else ""
+    text = lines[line - 1].rstrip("\r")
     col = max(1, column or 1)
     width = max(1, (end_column - col) if end_column and end_column > col else 1)
     width = min(width, max(1, len(text) - col + 1))

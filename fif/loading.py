@@ -50,6 +50,6 @@ def load(path, map_location="cpu") -> Pipeline:
             parts.append(f"unexpected {', '.join(extra[:3])}")
         if wrong:
             parts.append(f"wrong shape for {', '.join(wrong[:3])}")
-        raise FifError(diagnostic("E403", "weights do not match the pipeline: " + "; ".join(parts), file=str(path)))
+        raise FifError(diagnostic("E407", "weights do not match the pipeline: " + "; ".join(parts), file=str(path)))
     pipeline.load_state_dict(tensors)
     return pipeline.to(map_location)

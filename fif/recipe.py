@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import FifError, Span, diagnostic, did_you_mean
 from .recipe_binding import THREATS
+from .sources import read_source
 from .syntax import nodes as n
 from .syntax.parser import parse
 from .syntax.printer import format_program
@@ -208,15 +209,7 @@ def recipe_from_program(program: n.Program) -> Recipe:
 
 def load_recipe(path) -> Recipe:
     """Read, parse and validate a recipe file; every error is a FifError with its position."""
-    p = Path(path)
-    if not p.is_file():
-        hint = None
-        candidates = [c.name for c in p.parent.glob("*.fif")] if p.parent.is_dir() else []
-        if candidates:
-            hint = did_you_mean(p.name, candidates) or f"recipes here: {', '.join(sorted(candidates))}"
-        raise FifError(diagnostic("E401", f"no such recipe file: {path}", file=str(path), hint=hint))
-    text = p.read_text(encoding="utf-8")
-    return recipe_from_program(parse(text, str(path)))
+    return recipe_from_program(parse(read_source(path, "recipe file"), str(path)))
 
 
 def recipe_from_text(text: str, name: str = "<string>") -> Recipe:

@@ -121,7 +121,7 @@ class Binder:
             if key in seen:
                 fields[key] = seen[key].value
         if "defense" not in seen and "model" not in seen and not defense_misspelt:  # `defens` is reported already
-            self.error("E402", f"recipe '{r.name}' has no `defense = ...` (nor a `model = ...`)", r.name_span,
+            self.error("E419", f"recipe '{r.name}' has no `defense = ...` (nor a `model = ...`)", r.name_span,
                        hint="add a line such as `defense = bitdepth(4)`")
         if "data" in seen:
             fields["data"] = self.data(seen["data"].value)
@@ -199,8 +199,10 @@ def bind_recipe(program: n.Program) -> dict:
     recipes = program.recipes
     if len(recipes) != 1:
         sink = DiagnosticSink()
-        sink.add("E401" if not recipes else "E413", "a recipe file holds exactly one `recipe NAME { ... }`"
-                 + (f", found {len(recipes)}" if recipes else ""), recipes[1].span if len(recipes) > 1 else None)
+        from .errors import Span
+        first = program.items[0].span if program.items else Span(1, 1, 2)
+        sink.add("E413", "a recipe file holds exactly one `recipe NAME { ... }`"
+                 + (f", found {len(recipes)}" if recipes else ""), recipes[1].span if len(recipes) > 1 else first)
         raise FifError(sink.items).with_source(source, file)
     binder = Binder(program, recipes[0])
     fields = binder.bind(file, source, program)

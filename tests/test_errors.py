@@ -97,6 +97,10 @@ ERRORS = [
     ("two-pipelines", "dwt -> idwt\nid", ("E103", 2, 1)),
     ("main-starts-with-paren", "(id -> id)", ("E103", 1, 1)),
     ("fraction-of-negative", "noise(3/-1)", ("E103", 1, 9)),
+    # Keywords are never names, wherever they stand (fif fmt may move a field to another line).
+    ("keyword-as-field-name", "recipe r {\n  eval { n = 1; recipe = 2 }\n  defense = id\n}", ("E103", 2, 17)),
+    ("keyword-as-keyword-argument", "noise(in=0.1)", ("E103", 1, 7)),
+    ("keyword-as-for-variable", "mean { for for in [1]: id }", ("E103", 1, 12)),
     ("syntax-error-line-4", "# comment\nlet a = conv(4)\n\na -> dwt -> <LL: id,, HH: zero> -> idwt", ("E103", 4, 21)),
     # -- E2xx: names and arguments -----------------------------------------------------------------
     ("unknown-op", "dwt -> <LL: downpu> -> idwt", ("E201", 1, 13)),
@@ -201,7 +205,7 @@ ERRORS = [
     ("recipe-defense-bad-arg",
      "recipe r {\n  def band(r=1/6) = chancompress(r, noise)\n  defense = dwt -> <HH: band(2)> -> idwt\n}",
      ("E224", 3, 30)),
-    ("recipe-without-defense", "recipe r {\n  data = mnist5k\n}", ("E402", 1, 8)),
+    ("recipe-without-defense", "recipe r {\n  data = mnist5k\n}", ("E419", 1, 8)),
     ("def-body-error-through-use", "def f() = dwt -> <XX: id> -> idwt\nid -> f", ("E311", 1, 19)),
     ("def-body-bad-keyword-through-use", "def f(c) = conv(c, kk=3)\n\nf(2)", ("E221", 1, 20)),
     ("def-arg-out-of-range-at-use", "def f(r) = chancompress(r)\ndwt -> <HH: f(7)> -> idwt", ("E224", 2, 15)),
@@ -448,3 +452,50 @@ def test_cli_compile_odd_shape_from_command_line():
     result = CliRunner().invoke(_cli(), ["compile", "-e", "dwt -> idwt", "--input-shape", "1,27,28"])
     assert result.exit_code == 1
     assert "<expr>:1:1: error[E331]" in result.output
+
+
+# ---- source files: one reader for fif.load_recipe and the command line ---------------------------
+
+BAD_BYTES = [
+    # (id, bytes, (line, column) of the first bad byte, in characters as the parser counts them)
+    ("latin-1-on-line-3", "recipe r {\n  defense = id\n  # café\n}\n".encode("latin-1"), (3, 8)),
+    ("after-a-multibyte-character", "# é\n# ü \xff".encode("utf-8").replace(b"\xc3\xbf", b"\xff"), (2, 5)),
+    ("utf-16", "recipe r { defense = id }".encode("utf-16"), (1, 1)),
+    ("truncated-at-the-end", "recipe r { defense = id }\n# \u20ac".encode("utf-8")[:-1], (2, 3)),
+]
+
+
+@pytest.mark.parametrize("data,where", [b[1:] for b in BAD_BYTES], ids=[b[0] for b in BAD_BYTES])
+def test_recipe_file_that_is_not_utf8_is_E406_at_the_first_bad_byte(tmp_path, data, where):
+    path = tmp_path / "r.fif"
+    path.write_bytes(data)
+    with pytest.raises(fif.FifError) as info:
+        fif.load_recipe(path)
+    e = info.value
+    assert (e.code, e.file, (e.line, e.column)) == ("E406", str(path), where)
+    assert e.render().startswith(f"{path}:{where[0]}:{where[1]}: error[E406]")
+    assert e.hint
+
+
+@pytest.mark.parametrize("command", [["compile"], ["fmt", "--check"]])
+def test_cli_reads_files_with_the_same_reader(tmp_path, command):
+    path = tmp_path / "d.fif"
+    path.write_bytes(b"dwt -> idwt # \xe9\n")
+    result = CliRunner().invoke(_cli(), command + [str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:1:15: error[E406]" in result.output and "Traceback" not in result.output
+
+
+def test_a_utf8_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "bom.fif"
+    path.write_bytes(b"\xef\xbb\xbfrecipe r { defense = bitdepth(2) }\n")
+    assert fif.load_recipe(path).name == "r"
+
+
+def test_missing_or_unreadable_paths_are_E401(tmp_path):
+    (tmp_path / "tiny.fif").write_text("recipe t { defense = id }\n", encoding="utf-8")
+    for path, hint in [(tmp_path, None), (tmp_path / "tiny", "tiny.fif"), (tmp_path / "tinyy.fif", "tiny.fif")]:
+        with pytest.raises(fif.FifError) as info:
+            fif.load_recipe(path)
+        assert info.value.code == "E401" and info.value.file == str(path)
+        assert hint is None or hint in info.value.hint

@@ -109,7 +109,7 @@ def test_sgd_and_constant_schedule(tiny):
 
 
 @pytest.mark.parametrize("kwargs,code", [
-    (dict(optim="rmsprop"), "E224"),
+    (dict(optim="rmsprop"), "E226"),
     (dict(adversarial={"epsilon": 0.3}), "E221"),
     (dict(adversarial={"steps": 3}), "E222"),
 ])
@@ -259,10 +259,10 @@ def test_load_mismatch_errors(tmp_path):
     save_weights(build_classifier("smallcnn", width=8), path)
     with pytest.raises(FifError) as e:
         load_weights(build_classifier("smallcnn", width=16), path)
-    assert e.value.code == "E403" and e.value.file == str(path) and "features.0.weight" in e.value.message
+    assert e.value.code == "E407" and e.value.file == str(path) and "features.0.weight" in e.value.message
     with pytest.raises(FifError) as e:
         load_weights(build_classifier("lenet"), path)
-    assert e.value.code == "E402" and "features.1" in e.value.message
+    assert e.value.code == "E407" and "features.1" in e.value.message
     with pytest.raises(FifError) as e:
         load_weights(build_classifier("smallcnn"), tmp_path / "absent.safetensors")
     assert e.value.code == "E401"

@@ -61,9 +61,9 @@ def test_vote_has_no_true_gradient_and_the_attack_view_passes_the_mean():
     assert x.grad.abs().sum() > 0
 
 
-def test_classifier_outside_a_recipe_is_E235_at_its_column():
+def test_classifier_outside_a_recipe_is_E236_at_its_column():
     err = pytest.raises(fif.FifError, fif.compile, "bitdepth(2) -> classifier").value
-    assert (err.code, err.line, err.column) == ("E235", 1, 16)
+    assert (err.code, err.line, err.column) == ("E236", 1, 16)
 
 
 def test_weights_file_loads_and_freezes(tmp_path):
@@ -77,7 +77,7 @@ def test_weights_file_loads_and_freezes(tmp_path):
     assert not p.learnable and not any(q.requires_grad for q in p.parameters())
     err = pytest.raises(fif.FifError, fif.compile, 'smallcnn(weights="nope.safetensors")',
                         env=CompileEnv(base=str(tmp_path))).value
-    assert (err.code, err.column) == ("E406", 18)
+    assert (err.code, err.column) == ("E401", 18)
 
 
 def test_graybox_view_keeps_classifiers_and_drops_transforms():

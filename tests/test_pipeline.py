@@ -169,15 +169,15 @@ def _fif_meta(source, shape=(1, 28, 28)):
             "input_kind": "image"}
 
 
-def test_load_wrong_weights_is_E403(tmp_path):
+def test_load_wrong_weights_is_E407(tmp_path):
     path = tmp_path / "wrong.safetensors"
     save_file({"w": torch.zeros(3)}, str(path), metadata=_fif_meta(MISSION))
     with pytest.raises(fif.FifError) as info:
         fif.load(path)
-    assert info.value.code == "E403"
+    assert info.value.code == "E407"
 
 
-def test_load_weights_of_wrong_shape_is_E403(tmp_path):
+def test_load_weights_of_wrong_shape_is_E407(tmp_path):
     p = fif.compile("conv(4)", input_shape=(1, 8, 8))
     tensors = {k: torch.zeros(*v.shape[:-1], v.shape[-1] + 1) if v.dim() else v
                for k, v in p.state_dict().items()}
@@ -185,10 +185,10 @@ def test_load_weights_of_wrong_shape_is_E403(tmp_path):
     save_file(tensors, str(path), metadata=_fif_meta(p.source, (1, 8, 8)))
     with pytest.raises(fif.FifError) as info:
         fif.load(path)
-    assert info.value.code == "E403"
+    assert info.value.code == "E407"
 
 
-def test_load_weights_of_another_pipeline_is_E403(tmp_path):
+def test_load_weights_of_another_pipeline_is_E407(tmp_path):
     a = fif.compile("conv(4)", input_shape=(1, 8, 8))
     path = tmp_path / "a.safetensors"
     a.save(path)
@@ -197,7 +197,7 @@ def test_load_weights_of_another_pipeline_is_E403(tmp_path):
     save_file(tensors, str(path), metadata=_fif_meta("conv(4) -> conv(2)", (1, 8, 8)))
     with pytest.raises(fif.FifError) as info:
         fif.load(path)
-    assert info.value.code == "E403"
+    assert info.value.code == "E407"
 
 
 def test_load_bad_source_reports_its_position(tmp_path):

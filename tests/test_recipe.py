@@ -40,7 +40,7 @@ def test_recipe_fields_are_read():
 
 BAD = [
     ("recipe r { defense = conv(4) }", "E322", 1, 22),
-    ("recipe r {\n  data = mnist5k\n}", "E402", 1, 8),
+    ("recipe r {\n  data = mnist5k\n}", "E419", 1, 8),
     ("recipe r {\n  defens = id\n}", "E416", 2, 3),
     ("recipe r {\n  defense = id\n  evaluate { n = 3 }\n}", "E416", 3, 3),
     ("recipe r {\n  defense = id\n  eval { eps = [2] }\n}", "E224", 3, 17),
@@ -54,6 +54,8 @@ BAD = [
     ("recipe r {\n  data = npz(3)\n  defense = id\n}", "E223", 2, 14),
     ("recipe r {\n  defense = id\n  variants { let a = id }\n}", "E417", 3, 14),
     ("recipe a { defense = id }\nrecipe b { defense = id }", "E413", 2, 1),
+    ("# no recipe here\nlet a = id\n", "E413", 2, 1),
+    ("", "E413", 1, 1),
 ]
 
 

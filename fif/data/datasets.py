@@ -3,7 +3,7 @@
     ds = from_arrays(images, labels, name="digits", source="digits.npz")
     ds.images  # float32 [N, C, H, W] in [0, 1]      ds.labels  # int64 [N]
 
-Every problem with user data is a `FifError` naming the file (codes E402..E405, see `fif.errors`).
+Every problem with user data is a `FifError` naming the file (codes E402..E405, see `fif.error_codes`).
 
 Layout rule for 4-D image arrays: an array is read as NCHW when its axis 1 has size 1 or 3, and as
 NHWC when only its last axis has size 1 or 3. When both have (e.g. [N, 3, H, 3], which only happens

@@ -94,7 +94,7 @@ def get_classifier(arch: str, data_name: str, train_ds: Dataset, *, settings: di
         try:
             meta = load_weights(model, path)
             if meta.get("fif_key") not in (None, key):
-                raise error("E402", f"the file was saved under key {meta.get('fif_key')}, not {key}",
+                raise error("E407", f"the file was saved under key {meta.get('fif_key')}, not {key}",
                             file=str(path))
             model.to(device).eval()
             return model

@@ -61,9 +61,9 @@ def train_classifier(model: nn.Module, train_ds: Dataset, *, epochs: int, batch:
     adversarial, final_eps.
     """
     if optim not in OPTIMIZERS:
-        raise error("E224", f"unknown optimizer '{optim}'", hint=f"use one of {', '.join(OPTIMIZERS)}")
+        raise error("E226", f"unknown optimizer '{optim}'", hint=f"use one of {', '.join(OPTIMIZERS)}")
     if schedule not in SCHEDULES:
-        raise error("E224", f"unknown schedule '{schedule}'", hint=f"use one of {', '.join(SCHEDULES)}")
+        raise error("E226", f"unknown schedule '{schedule}'", hint=f"use one of {', '.join(SCHEDULES)}")
     if int(epochs) < 1 or int(batch) < 1:
         raise error("E224", f"epochs and batch must be >= 1, got epochs={epochs}, batch={batch}")
     if len(train_ds) == 0:

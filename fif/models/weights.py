@@ -130,8 +130,8 @@ def _names(names, limit=6) -> str:
 def load_weights(module: nn.Module, path, *, strict: bool = True) -> dict[str, str]:
     """Load a safetensors file into `module` (in place) and return the file's metadata.
 
-    E401 missing file, E402 unreadable or tensor names that do not match (strict), E403 shapes that
-    do not match; the message names the file and the offending tensors.
+    E401 missing file, E402 unreadable, E407 tensor names (strict) or shapes that do not match the
+    model; the message names the file and the offending tensors.
     """
     tensors, meta = read_weights(path)
     state = module.state_dict()
@@ -143,14 +143,14 @@ def load_weights(module: nn.Module, path, *, strict: bool = True) -> dict[str, s
             parts.append(f"missing {_names(missing)}")
         if unexpected:
             parts.append(f"unexpected {_names(unexpected)}")
-        raise error("E402", f"the weights do not match the model: {'; '.join(parts)}", file=str(path),
+        raise error("E407", f"the weights do not match the model: {'; '.join(parts)}", file=str(path),
                     hint="the file was saved from a different model or configuration")
     wrong = [(k, tuple(tensors[k].shape), tuple(state[k].shape)) for k in state
              if k in tensors and tuple(tensors[k].shape) != tuple(state[k].shape)]
     if wrong:
         shown = "; ".join(f"{k}: file {list(a)} vs model {list(b)}" for k, a, b in wrong[:4])
         more = f" and {len(wrong) - 4} more" if len(wrong) > 4 else ""
-        raise error("E403", f"tensor shapes do not match the model: {shown}{more}", file=str(path),
+        raise error("E407", f"tensor shapes do not match the model: {shown}{more}", file=str(path),
                     hint="the file was saved for a different input shape, width or class count")
     module.load_state_dict({k: v for k, v in tensors.items() if k in state}, strict=strict)
     return meta

@@ -45,7 +45,7 @@ def _infer_for(arch: str):
         if problem:
             raise KindError("E334", problem, hint="pad or resize the images")
         if args.get("weights") is not None and not weights_path(args["weights"], ctx.env).is_file():
-            raise KindError("E406", f"no weights file {weights_path(args['weights'], ctx.env)}", param="weights",
+            raise KindError("E401", f"no weights file {weights_path(args['weights'], ctx.env)}", param="weights",
                             hint="give the path of a .safetensors file (relative to the recipe's folder)")
         return LogitsKind(int(args["classes"]))
     return infer
@@ -107,7 +107,7 @@ register_op("resnet18", _build_for("resnet18", True), infer=_infer_for("resnet18
 def _recipe_classifier(ctx):
     spec = getattr(ctx.env, "classifier", None)
     if spec is None:
-        raise KindError("E235", "'classifier' stands for a recipe's classifier, and there is no recipe here",
+        raise KindError("E236", "'classifier' stands for a recipe's classifier, and there is no recipe here",
                         hint='outside a recipe name a network and its weights, e.g. smallcnn(weights="m.safetensors")')
     return spec
 
@@ -130,11 +130,11 @@ def _classifier_infer(inp, args, ctx):
     _image_in("classifier", inp)
     _, _, classes = _recipe_classifier(ctx)
     if args["member"] and overrides(args):
-        raise KindError("E236", "a chain member has the weights its stage trained; it takes no other settings",
+        raise KindError("E237", "a chain member has the weights its stage trained; it takes no other settings",
                         param="member", hint="drop the settings, or drop member= for another trained classifier")
     arch, width = architecture(args, ctx.env)
     if width is not None and arch == "lenet":
-        raise KindError("E236", "lenet has no width", param="width", hint="leave width out")
+        raise KindError("E221", "lenet has no width", param="width", hint="leave width out")
     problem = check_input(arch, inp.shape)
     if problem:
         raise KindError("E334", problem, hint="pad or resize the images")

@@ -12,6 +12,7 @@ from ..plan import Plan
 from ..syntax import nodes as n
 from .check import check_plan
 from .infer import Env, InferContext, infer
+from .limits import check_depth, too_deep
 from .resolve import resolve
 
 
@@ -27,7 +28,7 @@ def main_expression(program: n.Program):
         for e in entries:
             if isinstance(e, n.FieldEntry) and e.name == "defense":
                 return decls + inner, e.value
-        raise FifError(diagnostic("E402", f"recipe '{recipes[0].name}' has no `defense = ...`",
+        raise FifError(diagnostic("E419", f"recipe '{recipes[0].name}' has no `defense = ...`",
                                   recipes[0].name_span, hint="add a line such as `defense = bitdepth(4)`"))
     from ..errors import Span
     from ..syntax.parser import _end_position
@@ -44,10 +45,14 @@ def analyze(input_kind: TensorKind, expression, decls=(), *, env=None, source: s
     scope = resolve(decls or [], expression, sink)
     sink.raise_if_any()
     env = Env(scope, InferContext(input_kind, env), sink)
-    step, _ = infer(expression, input_kind, env)
+    try:
+        step, _ = infer(expression, input_kind, env)
+    except RecursionError:  # lets and defs unfolding into each other hundreds of levels deep
+        raise too_deep(expression) from None
     sink.raise_if_any()
     shared = tuple((name, s) for name, (_, s) in env.shared.items())
     plan = Plan(source, input_kind, step, shared)
-    check_plan(plan, sink)
+    if check_depth(plan, sink):
+        check_plan(plan, sink)
     sink.raise_if_any()
     return plan

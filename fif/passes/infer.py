@@ -15,6 +15,7 @@ from ..registry import REQUIRED, KindError, Param, get_op
 from ..syntax import nodes as n
 from ..syntax.printer import expr as show
 from .bind import bind_args
+from .limits import StageBudget
 from .resolve import Scope
 from .substitute import substitute
 
@@ -34,13 +35,16 @@ class Env:
     ctx: InferContext
     sink: DiagnosticSink
     shared: dict = field(default_factory=dict)       # let name -> (input kind, step)
-    expanding: tuple = ()                             # defs being expanded (recursion guard)
+    expanding: tuple = ()                             # defs being expanded, outermost first
+    budget: StageBudget = field(default_factory=StageBudget)  # stages unfolded so far (E235)
 
 
 def infer(expr, inp: Kind | None, env: Env):
     """(plan step, output kind) for `expr` applied to a value of kind `inp`; (None, None) on error."""
     if inp is None:
         return None, None
+    if isinstance(expr, (n.Call, n.Block)):
+        env.budget.spend(expr)
     if isinstance(expr, n.Seq):
         steps = []
         kind = inp
@@ -72,8 +76,8 @@ def _call(call: n.Call, inp: Kind, env: Env):
     if call.name in scope.defs:
         return _expand_def(call, inp, env)
     spec = get_op(call.name)
-    if spec is None:
-        return None, None  # reported by the name pass
+    if spec is None:  # a name the name pass could not see: one passed as an argument, `f(foo)`
+        return _unknown(call, env)
     if spec.is_block:
         env.sink.add("E233", f"'{call.name}' needs branches", call.span,
                      hint=f"write {call.name} {{ p | q }}")
@@ -86,6 +90,12 @@ def _call(call: n.Call, inp: Kind, env: Env):
         return None, None
     return OpStep(call.name, tuple(args.items()), inp, out, spec.flag("learnable", args),
                   spec.flag("differentiable", args), spec.flag("random", args), call.name_span), out
+
+
+def _unknown(call: n.Call, env: Env):
+    env.sink.add("E201", f"unknown operator '{call.name}'", call.name_span,
+                 hint=did_you_mean(call.name, env.scope.names()) or "run `fif ops` to list the ops")
+    return None, None
 
 
 def _accepts(spec, call, inp, env) -> bool:
@@ -148,13 +158,13 @@ def _shared(call: n.Call, inp: Kind, env: Env):
 
 def _expand_def(call: n.Call, inp: Kind, env: Env):
     d = env.scope.defs[call.name]
-    if call.name in env.expanding:
-        return None, None  # reported by the name pass
+    # No guard against `f` inside `f`: the name pass rejects recursive defs (E203), and `f(f(id))`
+    # is fine: it expands f with the argument f(id).
     mapping = _bind_def(d, call, env)
     if mapping is None:
         return None, None
     body = substitute(d.body, mapping)
-    sub = Env(env.scope, env.ctx, env.sink, env.shared, env.expanding + (call.name,))
+    sub = Env(env.scope, env.ctx, env.sink, env.shared, env.expanding + (call.name,), env.budget)
     return infer(body, inp, sub)
 
 
@@ -172,7 +182,7 @@ def _block(block: n.Block, inp: Kind, env: Env):
                      hint="block ops include " + ", ".join(_block_ops()))
         return None, None
     if spec is None:
-        return None, None
+        return _unknown(call, env)
     args = bind_args(call.name, spec.params, call, env.sink)
     branches = _expand_branches(block, env)
     if args is None or branches is None or not _accepts(spec, call, inp, env):

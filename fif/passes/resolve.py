@@ -68,6 +68,32 @@ def stage_calls(expr, params: frozenset = frozenset()):
             yield from stage_calls(g.body, params)
 
 
+def named(expr, params: frozenset = frozenset()):
+    """Yield every name used anywhere in `expr`, arguments included (`f(a)` names f and a), except
+    def parameters and `for` variables. Recursion here is bounded by the parser's MAX_NESTING."""
+    if isinstance(expr, n.Call):
+        if expr.name not in params:
+            yield expr.name
+        for a in expr.args:
+            yield from named(a.value, params)
+    elif isinstance(expr, n.ForBranch):
+        yield from named(expr.iterable, params)
+        yield from named(expr.body, params | {expr.var})
+    elif isinstance(expr, n.Block):
+        yield from named(expr.call, params)
+        for b in expr.branches:
+            yield from named(b, params)
+    elif isinstance(expr, n.PartMap):
+        for g in expr.groups:
+            yield from named(g.body, params)
+    elif isinstance(expr, n.Neg):
+        yield from named(expr.value, params)
+    else:
+        for child in getattr(expr, "steps", ()) + getattr(expr, "terms", ()) + \
+                getattr(expr, "factors", ()) + getattr(expr, "items", ()):
+            yield from named(child, params)
+
+
 def check_names(expr, scope: Scope, sink: DiagnosticSink, params: frozenset = frozenset()) -> None:
     """E201 for every stage whose name is not an op, let or def."""
     known = set(scope.lets) | set(scope.defs) | set(all_ops())
@@ -78,12 +104,16 @@ def check_names(expr, scope: Scope, sink: DiagnosticSink, params: frozenset = fr
 
 
 def check_recursion(scope: Scope, sink: DiagnosticSink) -> None:
-    """E203 for a let or def that uses itself, directly or through others."""
+    """E203 for a let or def that uses itself, directly or through others, also as an argument
+    or a default (`let a = f(a)`, `def f(x=f) = x`): expanding it would never end."""
     def uses(name):
         decl = scope.lets.get(name) or scope.defs.get(name)
-        body = decl.value if isinstance(decl, n.Let) else decl.body
-        params = frozenset(p.name for p in decl.params) if isinstance(decl, n.Def) else frozenset()
-        return {c.name for c, _ in stage_calls(body, params) if c.name in scope.lets or c.name in scope.defs}
+        if isinstance(decl, n.Let):
+            exprs, params = [decl.value], frozenset()
+        else:
+            exprs = [decl.body] + [p.default for p in decl.params if p.default is not None]
+            params = frozenset(p.name for p in decl.params)
+        return {u for e in exprs for u in named(e, params) if u in scope.lets or u in scope.defs}
 
     for start in list(scope.lets) + list(scope.defs):
         seen, stack = set(), list(uses(start))

@@ -12,12 +12,18 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
                              VisitError)
 
 from ..errors import FifError, Span, diagnostic
 from . import nodes as n
+from .comments import attach_comments
+
+# How deep brackets, blocks, part maps and unary minus may nest (E108). Real programs stay below
+# ten. Each level costs the printer and the passes about 8 Python frames and a running pipeline
+# about 13 (`mean { a -> mean { ... } }`), so 32 levels stay far below Python's limit of 1000.
+MAX_NESTING = 32
 
 _OPENERS = {"LESSTHAN": ">", "LBRACE": "}", "LPAR": ")", "LSQB": "]"}
 _CLOSERS = {"MORETHAN": "LESSTHAN", "RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB"}
@@ -55,8 +61,9 @@ def _span(meta_or_token) -> Span:
 
 
 @v_args(meta=True)
-class _Build(Transformer):
-    """Lark tree -> fif nodes (comments attached afterwards)."""
+class _Build(Transformer_NonRecursive):
+    """Lark tree -> fif nodes (comments attached afterwards). Non-recursive, so depth never
+    reaches Python's recursion limit here; `_check_nesting` bounds it for the passes after."""
 
     def number(self, meta, ch):
         return n.Number(_finite(ch[0]), _span(meta))
@@ -205,6 +212,7 @@ def parse(text: str, name: str = "<string>") -> n.Program:
     comments: list[Token] = []
     try:
         tree = _parse_collecting(text, comments)
+        _check_nesting(text)
         items = _Build().transform(tree)
     except FifError as e:
         raise e.with_source(text, name) from None
@@ -214,7 +222,7 @@ def parse(text: str, name: str = "<string>") -> n.Program:
         raise
     except UnexpectedInput as e:
         raise _syntax_error(e, text, name) from None
-    items, end_comments = _attach_comments(items, comments)
+    items, end_comments = attach_comments(items, comments)
     return n.Program(tuple(items), tuple(end_comments), file=name, source=text)
 
 
@@ -234,59 +242,39 @@ _COMMENT_SINK: list[Token] = []
 @functools.lru_cache(maxsize=1)
 def _lark_with_comments() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                lexer_callbacks={"COMMENT": _COMMENT_SINK.append})
+                lexer_callbacks={"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
 
 
-# ---- comments -------------------------------------------------------------------------------
-
-def _attach_comments(items, comments):
-    """Give each statement (and recipe entry) the comments that stand before or inside it."""
-    pending = sorted(comments, key=lambda t: (t.line, t.column))
-    out = []
-    for item in items:
-        taken, pending = _take_until(pending, _end_line(item))
-        if isinstance(item, (n.Recipe,)):
-            head = [c for c in taken if c.line <= item.span.line]
-            inner = [c for c in taken if c.line > item.span.line]
-            item = _attach_entries(item, head, inner)
-        else:
-            item = _with_comments(item, taken)
-        out.append(item)
-    return out, tuple(str(c).rstrip() for c in pending)
+_KEYWORDS = {"let": "LET", "def": "DEF", "recipe": "RECIPE", "for": "FOR", "in": "IN"}
 
 
-def _attach_entries(node, head, inner):
-    entries = []
-    pending = inner
-    for entry in node.entries:
-        taken, pending = _take_until(pending, _end_line(entry))
-        if isinstance(entry, n.Section):
-            h = [c for c in taken if c.line <= entry.span.line]
-            entry = _attach_entries(entry, h, [c for c in taken if c.line > entry.span.line])
-        else:
-            entry = _with_comments(entry, taken)
-        entries.append(entry)
-    return _replace(node, entries=tuple(entries), comments=tuple(str(c).rstrip() for c in head),
-                    end_comments=tuple(str(c).rstrip() for c in pending))
+def _reserved(token: Token) -> Token:
+    """Keywords are never names. Lark's contextual lexer would read `recipe` as a name where no
+    keyword fits, but which places those are depends on the layout, so `recipe = 1` inside a
+    section could parse on one line and not after `fif fmt` moved it to another."""
+    return token.update(type=_KEYWORDS[token]) if token in _KEYWORDS else token
 
 
-def _take_until(pending, end_line):
-    taken = [c for c in pending if c.line <= end_line]
-    rest = [c for c in pending if c.line > end_line]
-    return taken, rest
-
-
-def _end_line(node) -> int:
-    return node.span.end_line or node.span.line
-
-
-def _with_comments(node, comments):
-    return _replace(node, comments=tuple(str(c).rstrip() for c in comments))
-
-
-def _replace(node, **changes):
-    from dataclasses import replace
-    return replace(node, **changes)
+def _check_nesting(text):
+    """E108 at the first token nested deeper than MAX_NESTING: `(`, `[`, `{`, `<` and each `-` of
+    a run like `- - x` open a level. Runs on text that parsed, so brackets pair up."""
+    if sum(text.count(c) for c in "([{<-") <= MAX_NESTING:
+        return
+    depth = run = 0
+    try:
+        for tok in _lark_with_comments().lex(text):
+            if tok.type in _OPENERS:
+                depth += 1
+            elif tok.type in _CLOSERS:
+                depth -= 1
+            run = run + 1 if tok.type == "_MINUS" else 0
+            if depth + run > MAX_NESTING:
+                raise FifError(diagnostic(
+                    "E108", f"nested too deeply: more than {MAX_NESTING} levels of brackets, "
+                    "blocks, part maps and signs", Span(tok.line, tok.column, tok.end_column),
+                    hint="flatten it: join stages with '->' rather than nesting them"))
+    finally:
+        _COMMENT_SINK.clear()
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -361,6 +349,8 @@ def _closer_hint(token, expected) -> str | None:
 
 
 def _token_hint(token, expected) -> str | None:
+    if token.type in _KEYWORDS.values() and "NAME" in expected:
+        return f"'{token}' is a keyword and cannot be a name; choose another"
     if "_ARROW" in expected and token.type in ("NAME", "LESSTHAN"):
         return "join stages with '->'"
     if "COLON" in expected and token.type in ("NAME", "RPAR"):
