@@ -125,13 +125,16 @@ def test_report_files(small_results, tmp_path):
 def test_probe_applies_a_pipeline_to_the_perturbation(small_recipe_file):
     r = fif.load_recipe(small_recipe_file)
     res = run_eval(r, n=60, attacks=["fgsm"], threats=["graybox"],
-                   probes=["dwt -> <LL, LH, HL: zero> -> idwt", "zero"])
+                   probes=["dwt -> <LL, LH, HL: zero> -> idwt", "zero", "id", "droppatches(1, patch=4)"])
     probe = {(row["defense"], row["eps"]): row["accuracy"] for row in res["rows"] if row["threat"] == "probe"}
     clean = next(row["accuracy"] for row in res["rows"] if row["defense"] == "none" and row["threat"] == "clean")
-    # Zeroing the whole perturbation gives back clean accuracy exactly.
+    # Zeroing the whole perturbation gives back clean accuracy exactly; keeping all of it, nothing.
     assert probe[("probe: zero", 0.3)] == pytest.approx(clean)
+    assert probe[("probe: droppatches(1, patch=4)", 0.3)] == pytest.approx(clean)
     attacked = next(row["accuracy"] for row in res["rows"]
                     if row["defense"] == "none" and row["attack"] == "fgsm" and row["eps"] == 0.3)
+    assert attacked < clean
+    assert probe[("probe: id", 0.3)] == pytest.approx(attacked)
     assert probe[("probe: dwt -> <LL, LH, HL: zero> -> idwt", 0.3)] >= attacked
 
 

@@ -41,6 +41,8 @@ SNIPPETS = {
     "conv": [("conv(4, depth=2) -> conv(out=input)", S3), ("conv(2, k=5, act=tanh, width=3, depth=2)", S1)],
     "downup": [("downup(2)", S3), ("downup(4, depth=1, down=conv)", S1)],
     "droppixels": [("droppixels(0.5)", S1), ("droppixels(0.3)", S3)],
+    "droppatches": [("droppatches(0.5)", S1), ("droppatches(0.3, patch=3)", S3),
+                    ("dwt -> <LL: droppatches(0.8, patch=2)> -> idwt", (1, 10, 10))],
     "dwt": [("dwt", S1), ("dwt(db2, levels=2)", S3), ("dwt(haar, mode=symmetric)", S1)],
     "edsr": [("edsr(4, 2)", S1), ("edsr(width=3, depth=1, res_scale=0.1, mean_shift=true) -> clamp", S3)],
     "id": [("id", S1), ("dwt -> id -> idwt", S1)],

@@ -67,6 +67,13 @@ def test_render_lists_commands_with_times_tables_and_verdicts(tmp_path):
     assert "1 hold, 1 do not hold, 1 not tested here (2 evaluation run(s) merged" in md
 
 
+def test_discussion_follows_the_claims_and_reads_the_numbers(tmp_path):
+    spec = _spec(tmp_path)
+    spec.discussion = lambda r: f"The defense kept {100 * r.acc('defense', 'pgd', 0.3, 'graybox'):.0f}%."
+    md = render(spec, tmp_path, "fif report demo")
+    assert md.index("## The paper's claims") < md.index("## Why, as far as we can tell") < md.index("kept 75%.")
+
+
 def test_missing_results_is_a_positioned_error(tmp_path):
     spec = _spec(tmp_path)
     spec.evals = lambda runs: [tmp_path / "nowhere" / "results.json"]

@@ -30,6 +30,38 @@ def test_masks_differ_per_sample_and_per_call_unless_seeded():
     assert torch.equal(*seeded)
 
 
+def test_droppatches_zeroes_whole_patches_at_random_per_sample_and_per_call():
+    p = fif.compile("droppatches(0.5, patch=4)", input_shape=(2, 14, 14))
+    x = torch.ones(300, 2, 14, 14)
+    y = p(x)
+    assert torch.equal(y[:, 0], y[:, 1])                                        # all channels at once
+    blocks = y[:, 0, :12, :12].reshape(300, 3, 4, 3, 4)
+    assert torch.equal(blocks.amin((2, 4)), blocks.amax((2, 4)))                # whole patches, kept or zeroed
+    assert torch.equal(y[:, 0, 12:, 12:].amin((1, 2)), y[:, 0, 12:, 12:].amax((1, 2)))  # the cropped corner too
+    dropped = 1 - y[:, 0, ::4, ::4].mean().item()                               # 300 x 16 patch draws
+    assert 0.45 < dropped < 0.55
+    assert not torch.equal(y[0], y[1]) and not torch.equal(y, p(x))            # per sample, per call
+    g = lambda: torch.Generator().manual_seed(5)
+    assert torch.equal(p(x, generator=g()), p(x, generator=g()))
+
+
+def test_droppixels_is_droppatches_with_one_pixel_patches_draw_for_draw():
+    x = torch.rand(4, 3, 9, 9)
+    pixels = fif.compile("droppixels(0.3)", input_shape=(3, 9, 9))
+    patches = fif.compile("droppatches(0.3, patch=1)", input_shape=(3, 9, 9))
+    g = lambda: torch.Generator().manual_seed(2)
+    assert torch.equal(pixels(x, generator=g()), patches(x, generator=g()))
+
+
+def test_droppatches_larger_than_the_image_is_an_error_at_the_argument():
+    try:
+        fif.compile("droppatches(0.5, patch=9)", input_shape=(1, 8, 8))
+    except fif.FifError as e:
+        assert e.code == "E330" and e.column == len("droppatches(0.5, patch=") + 1
+    else:
+        raise AssertionError("expected E330")
+
+
 class _SeesMask(nn.Module):
     """Records the mask its block hands it and returns the image with hidden pixels set to 1."""
 

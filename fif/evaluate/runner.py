@@ -233,7 +233,8 @@ def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
         if get_attack(spec.name).norm != "linf":
             continue
         for e in attack_budgets(setup.recipe, spec, eps):
-            key = ("graybox", spec.label(), e)
+            # the examples the gray-box rows attacked the plain classifier with, when there are some
+            key = ("graybox", "classifier", spec.label(), e)
             if key not in cache:
                 cache[key] = _attack(setup.classifier, spec, setup.x, setup.y, e, batch=setup.batch, eot=1,
                                      seed=(setup.seed, "graybox", spec.label(), e))

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..kinds import TensorKind
 from ..registry import KindError, Param, register_op
+from .masks import DropPatches
 
 
 class Identity(nn.Module):
@@ -135,22 +136,7 @@ register_op("noise", lambda args, inp, out: GaussianNoise(args["sigma"], args["c
     noise(0.1) -> smallcnn""")
 
 
-class DropPixels(nn.Module):
-    """Zeroes a random `share` of pixel positions (all channels), a fresh mask per sample and call."""
-
-    def __init__(self, share: float):
-        super().__init__()
-        self.share = share
-
-    def forward(self, x, ctx):
-        keep = ctx.rand((x.shape[0], 1, *x.shape[2:]), like=x) >= self.share
-        return x * keep.to(x.dtype)
-
-    def extra_repr(self):
-        return f"share={self.share}"
-
-
-register_op("droppixels", lambda args, inp, out: DropPixels(args["share"]),
+register_op("droppixels", lambda args, inp, out: DropPatches(args["share"], 1),
             params=[Param("share", "float", low=0.0, high=1.0, doc="share of pixel positions set to zero")],
             random=True, family="random",
             doc="""droppixels(share): zero a random share of pixel positions (all channels at once).

@@ -1,4 +1,5 @@
-"""Complementary random masks: one random draw per sample, shared by the K views of a block.
+"""Random patch masks: complementary views for a block (`masks`), and random patch removal
+(`droppatches`; `droppixels` is its 1 x 1 case).
 
     masks(k=2, patch=4) { conv(16, depth=3) -> conv(out=input) } -> clamp
 
@@ -18,17 +19,29 @@ from ..kinds import TensorKind
 from ..registry import KindError, Param, register_op
 
 
+def expand_patches(grid: torch.Tensor, patch: int, size: tuple[int, int]) -> torch.Tensor:
+    """[..., ceil(H/p), ceil(W/p)] -> [..., H, W]: each cell repeated over its p x p patch; the
+    patches at the right and bottom edges are cropped when p does not divide the size."""
+    H, W = size
+    if patch > 1:
+        grid = grid.repeat_interleave(patch, -2).repeat_interleave(patch, -1)
+    return grid[..., :H, :W]
+
+
+def patch_grid(size: tuple[int, int], patch: int) -> tuple[int, int]:
+    """How many patches of side `patch` cover an H x W image, down and across."""
+    return -(-size[0] // patch), -(-size[1] // patch)
+
+
 def draw_hidden(n: int, k: int, patch: int, size: tuple[int, int], ctx, like: torch.Tensor) -> torch.Tensor:
     """[k, n, 1, H, W] booleans: True where view i hides the pixel. Per sample, the patches are
     shuffled and dealt to the k views in turn, so each view hides about 1/k of them and every
     patch is hidden in exactly one view."""
-    H, W = size
-    hp, wp = -(-H // patch), -(-W // patch)
+    hp, wp = patch_grid(size, patch)
     ranks = ctx.rand((n, hp * wp), like=like).argsort(1).argsort(1)   # a random permutation per sample
     owner = (ranks * k) // (hp * wp)                                    # the view that hides each patch
     hidden = torch.stack([owner == i for i in range(k)]).view(k, n, 1, hp, wp)
-    hidden = hidden.repeat_interleave(patch, 3).repeat_interleave(patch, 4)
-    return hidden[..., :H, :W]
+    return expand_patches(hidden, patch, size)
 
 
 class ComplementaryMasks(nn.Module):
@@ -52,6 +65,45 @@ class ComplementaryMasks(nn.Module):
         return f"k={self.k}, patch={self.patch}, combine={self.combine}"
 
 
+class DropPatches(nn.Module):
+    """Zeroes each p x p patch (all channels) with probability `share`, a fresh draw per sample and
+    per call. With p = 1 it is `droppixels`, draw for draw."""
+
+    def __init__(self, share: float, patch: int = 1):
+        super().__init__()
+        self.share, self.patch = share, patch
+
+    def forward(self, x, ctx):
+        size = tuple(x.shape[-2:])
+        keep = ctx.rand((x.shape[0], 1, *patch_grid(size, self.patch)), like=x) >= self.share
+        return x * expand_patches(keep, self.patch, size).to(x.dtype)
+
+    def extra_repr(self):
+        return f"share={self.share}, patch={self.patch}"
+
+
+def _patch_fits(inp, patch):
+    if isinstance(inp, TensorKind) and patch > min(inp.H, inp.W):
+        raise KindError("E330", f"patch {patch} is larger than the input ({inp.H}x{inp.W})", param="patch")
+
+
+def _droppatches_infer(inp, args, ctx):
+    _patch_fits(inp, args["patch"])
+    return inp
+
+
+register_op("droppatches", lambda args, inp, out: DropPatches(args["share"], args["patch"]),
+            params=[Param("share", "float", low=0.0, high=1.0, doc="chance that each patch is set to zero"),
+                    Param("patch", "int", 4, low=1, high=256, doc="side of the square patches")],
+            infer=_droppatches_infer, random=True, family="random",
+            doc="""droppatches(share, patch=4): zero a random share of the p x p patches (all channels at once).
+
+    Each patch is dropped with probability `share`, a fresh draw per sample and per call; patches
+    at the edges are cropped when p does not divide the size. Niu et al. 2020 (ACM) section 2.1.2
+    remove a perturbation patch-wise as well as pixel-wise; droppatches(s, patch=1) is droppixels(s).
+    fif eval recipes/probe.fif --probe 'droppatches(0.5, patch=4)'""")
+
+
 def _masks_infer(inp, args, ctx, kinds):
     (out,) = kinds
     if not isinstance(inp, TensorKind):
@@ -59,8 +111,7 @@ def _masks_infer(inp, args, ctx, kinds):
     if not isinstance(out, TensorKind) or out.shape != inp.shape:
         raise KindError("E321", f"masks needs its body to keep the shape {inp}, got {out}",
                         hint="end the body with a layer back to the input's channels, e.g. conv(out=input)")
-    if args["patch"] > min(inp.H, inp.W):
-        raise KindError("E330", f"patch {args['patch']} is larger than the input ({inp.H}x{inp.W})", param="patch")
+    _patch_fits(inp, args["patch"])
     return out
 
 

@@ -82,6 +82,7 @@ class ReportSpec:
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
+    discussion: Callable[["Results"], str] | None = None   # why the verdicts came out so, from the numbers
 
 
 class Results:
@@ -195,6 +196,8 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
         lines.append(f"| {claim.statement} | {claim.paper} | {v.evidence} | **{v.status}** |")
     lines += ["", f"{counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTED]} not tested here "
               f"({results.runs} evaluation run(s) merged; ± is the spread over runs).", ""]
+    if spec.discussion is not None:
+        lines += ["## Why, as far as we can tell", "", spec.discussion(results).strip(), ""]
     return "\n".join(lines)
 
 
