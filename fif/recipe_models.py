@@ -38,9 +38,25 @@ def compile_env(recipe, input_shape=None, classes: int | None = None):
 
 def data_info(recipe) -> tuple[tuple[int, int, int], int]:
     """(input shape, number of classes) of the recipe's data."""
-    from .data import load_dataset
-    ds = load_dataset(recipe.data.name, base=Path(recipe.file).parent if recipe.file != "<string>" else None)
+    ds = recipe_dataset(recipe)
     return tuple(ds.images.shape[1:]), ds.num_classes
+
+
+def recipe_dataset(recipe):
+    """The recipe's dataset; an unknown name is an error at the recipe's `data = ...` line."""
+    from .data import load_dataset
+    try:
+        return load_dataset(recipe.data.name, base=Path(recipe.file).parent if recipe.file != "<string>" else None)
+    except FifError as e:
+        if e.file != "<string>":
+            raise  # a data file that exists but is wrong: the error names that file
+        span = None
+        node = recipe.program.recipes[0] if recipe.program is not None and recipe.program.recipes else None
+        for entry in getattr(node, "entries", ()):
+            if isinstance(entry, n.FieldEntry) and entry.name == "data":
+                span = entry.value.span
+        raise FifError(diagnostic(e.code, e.message, span, hint=e.hint, file=recipe.file,
+                                  source=recipe.source)) from None
 
 
 def _shape_env(recipe, input_shape, env):

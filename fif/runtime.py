@@ -8,7 +8,6 @@ recipe's data split and its cached classifier.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,9 +34,9 @@ def derive_seed(*parts) -> int:
 
 def recipe_data(recipe):
     """(train, test) splits of the recipe's data; E404 when the images hold NaN or infinities."""
-    from .data import load_dataset, split
-    base = Path(recipe.file).parent if recipe.file != "<string>" else None
-    ds = load_dataset(recipe.data.name, base=base)
+    from .data import split
+    from .recipe_models import recipe_dataset
+    ds = recipe_dataset(recipe)
     bad = ~torch.isfinite(ds.images)
     if bool(bad.any()):
         first = int(bad.reshape(len(ds), -1).any(1).nonzero()[0])
