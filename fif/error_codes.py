@@ -78,6 +78,8 @@ CODES: dict[str, str] = {
     "E333": "a part whose size changed before idwt",
     "E334": "a classifier that cannot take inputs of this size",
     "E335": "an option that needs three (RGB) channels on an input with another count",
+    "E336": "a kernel map whose channel count does not fit kpfilter(k) on its input",
+    "E337": "a ufuse branch without exactly one kpfilter in its main line, or with sizes that do not match",
     "E340": "a let (shared weights) used on inputs of different kinds or shapes",
     "E350": "a non-differentiable op that changes the shape and declares no surrogate gradient",
     "E360": "an op whose weights would be too large to allocate",

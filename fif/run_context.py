@@ -11,6 +11,11 @@ hand it to its branches with `ctx.with_values(mask=m)`: DIR's complementary mask
 
 Random draws are per sample and per call: `ctx.randn(shape, like=x)` draws a fresh tensor of the
 full batch shape from the context's generator (or the global RNG when there is none).
+
+Diagnostics: a caller that passes `values={"record": {}}` collects what ops report with
+`ctx.record(key, tensor)` (per-sample means, detached), e.g. the fusion weight of `ufuse`:
+
+    rec = {}; pipeline(x, ctx=RunContext(values={"record": rec}))     # rec["W"]: [N] mean weights
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ class RunContext:
     def rand(self, shape, like: torch.Tensor) -> torch.Tensor:
         """Uniform [0, 1) noise of `shape` on `like`'s device and dtype."""
         return self._draw(torch.rand, tuple(shape), like)
+
+    def record(self, key: str, value: torch.Tensor) -> None:
+        """Append the per-sample mean of `value` ([N, ...]) to values["record"][key], when the caller
+        asked for diagnostics; otherwise do nothing."""
+        sink = self.values.get("record")
+        if sink is not None:
+            sink.setdefault(key, []).append(value.detach().flatten(1).mean(1).cpu())
 
 
 DEPLOYED = RunContext()

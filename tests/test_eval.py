@@ -98,6 +98,49 @@ def test_eval_rows_cover_every_defense_attack_eps_and_threat(small_results):
     assert "psnr" in clean["defense"] and 0 < clean["defense"]["ssim"] <= 1
 
 
+def test_attacked_rows_carry_the_quality_of_the_defended_images(small_results):
+    rows = [r for r in small_results["rows"] if r["defense"] == "defense" and r["attack"] == "fgsm"]
+    assert rows and all(0 < r["ssim"] <= 1 and r["psnr"] > 0 for r in rows)
+    assert not any("psnr" in r for r in small_results["rows"] if r["defense"] == "none")
+
+
+LETS = """recipe lets {
+  data = mnist5k(train=300, test=100, seed=0)
+  classifier = smallcnn(width=4, epochs=1)
+  let a = residual { conv(2) -> conv(out=input) } -> clamp
+  let b = residual { conv(2) -> conv(out=input) } -> clamp
+  defense = mean { a | b }
+  train { stage s { loss = l1(a) + l1(b); epochs = 1; batch = 16; limit = 32 } }
+  eval { attacks = [fgsm]; eps = [0.1]; threat = [graybox]; n = 4 }
+  variants { only_a = a
+             guarded = a -> classifier(adversarial=pgd(eps=0.1, steps=1)) }
+}
+"""
+
+
+def test_a_variant_made_of_the_defenses_lets_is_evaluated_with_their_trained_weights(tmp_path, monkeypatch):
+    """A let is one set of weights in a recipe: the variant that no stage trains borrows them."""
+    from fif.evaluate.runner import prepare
+    from fif.train import run_training
+    monkeypatch.setenv("FIF_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "lets.fif"
+    path.write_text(LETS)
+    recipe = fif.load_recipe(path)
+    runs = tmp_path / "runs"
+    summary = run_training(recipe, out=runs / "lets" / "train")
+    assert summary["untrained"] == ["only_a"]   # skipped: its loss names b
+    setup = prepare(recipe, runs=runs)
+    assert setup.weights["only_a"] == f"{runs / 'lets' / 'train' / 'defense.safetensors'} (let a)"
+    trained = setup.entries["defense"].defense.shared["a"].state_dict()
+    for entry in (setup.entries["only_a"].defense, setup.entries["guarded"].model):
+        for k, v in entry.shared["a"].state_dict().items():
+            assert torch.equal(v, trained[k])
+    path.write_text(LETS.replace("only_a = a", "only_a = residual { conv(3) -> conv(out=input) } -> clamp"))
+    with pytest.raises(fif.FifError) as e:   # weights of its own that no stage trained
+        prepare(fif.load_recipe(path), runs=runs)
+    assert e.value.code == "E421"
+
+
 def test_eval_shows_the_expected_picture(small_results):
     acc = {(r["defense"], r["attack"], r["eps"], r["threat"]): r["accuracy"] for r in small_results["rows"]}
     pgd = "pgd(steps=20, step=0.02)"

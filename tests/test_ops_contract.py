@@ -68,6 +68,21 @@ SNIPPETS = {
     "classifier": [("classifier", (1, 28, 28)), ("bitdepth(4) -> classifier(member=2)", S3)],
     "vote": [("vote { smallcnn(classes=3, width=4) | bitdepth(4) -> smallcnn(classes=3, width=4) }", S3),
              ("vote { classifier | noise(0.1) -> classifier | classifier }", (1, 12, 12))],
+    # AdvFilter: padding, the kernel-prediction U-Net's halves, per-pixel filtering, fusion.
+    "pad": [("pad(2)", S1), ("pad(1, mode=reflect)", S3), ("pad(3, mode=replicate) -> conv(2)", S1)],
+    "crop": [("crop(2)", S1), ("pad(3) -> crop(3)", S3)],
+    "kpencoder": [("kpencoder(widths=[2, 3, 4])", S1), ("kpencoder(widths=[2, 2, 3, 4], convs=1)", S3)],
+    "kpdecoder": [("kpencoder(widths=[2, 3, 4]) -> kpdecoder(3)", S1),
+                  ("kpencoder(widths=[2, 2, 3], convs=2) -> kpdecoder(out=input)", S3)],
+    "kpfilter": [("kpfilter(3) { kpencoder(widths=[2, 3, 4]) -> kpdecoder(3) }", S1),
+                 ("kpfilter(5) { conv(75, k=1) } -> clamp", S3),
+                 ("let e = pad(2) -> kpencoder(widths=[2, 3, 3])\n"
+                  "kpfilter(3) { e -> kpdecoder(3) -> crop(2) } -> kpfilter(1) { e -> kpdecoder(1) -> crop(2) }", S1)],
+    "uncertainty": [("kpencoder(widths=[2, 3, 4]) -> kpdecoder(3) -> uncertainty", S1)],
+    "ufuse": [("ufuse { kpfilter(3) { conv(9) } | kpfilter(3) { conv(9) } -> clamp }", S1),
+              ("let e = pad(2) -> kpencoder(widths=[2, 3, 4])\n"
+               "let a = kpfilter(3) { e -> kpdecoder(3) -> crop(2) } -> clamp\n"
+               "ufuse(widths=[4, 4], k=1) { a | kpfilter(3) { e -> kpdecoder(3) -> crop(2) } -> clamp }", S3)],
 }
 
 # Ops whose true gradient is exactly zero (they still must stay in the graph).

@@ -7,7 +7,11 @@ defense and each variant, each a fif.Pipeline that ends in logits, with every we
 
 Weights: a defense's learnable ops from `fif train` (runs/<recipe>/train/<entry>.safetensors);
 `classifier` ops from the recipe's classifier (member 0, fine-tuned when a stage tuned it) or the
-chain members `fif train` wrote (classifier_<i>.safetensors).
+chain members `fif train` wrote (classifier_<i>.safetensors). An entry that no stage trained and
+whose every learnable weight sits in `let`s that a trained entry also uses gets those lets'
+trained weights: a `let` is one set of weights in a recipe, so `variants { sl_out = sl }` is the
+defense's own `sl` branch (AdvFilter's sl, m and fused outputs of one Y-Net), and
+`pafilt -> classifier(adversarial=0.3)` the trained PA-Filt in front of another classifier.
 """
 
 from __future__ import annotations
@@ -62,15 +66,22 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
     for which in recipe.defenses():
         entry = compile_entry(recipe, which, shape, env)
         if entry.learnable:
-            weights[which] = str(load_trained(recipe, which, entry, runs))
+            weights[which] = load_entry(recipe, which, entry, runs, lambda w: compile_entry(recipe, w, shape, env))
         model = compile_model(recipe, which, shape, env, entry=entry)
         load_entry_weights(entry, model)
         _bind(model, members)
         model = model.to(device).eval()
         view = classifier_view(model)
         defense = None if is_model(entry) else entry.to(device).eval()
-        entries[which] = Entry(which, entry.source.strip(), model, view, defense)
+        entries[which] = Entry(which, _expression_text(recipe, which), model, view, defense)
     return entries, weights
+
+
+def _expression_text(recipe, which: str) -> str:
+    """How tables name an entry: its expression as written (`sl`, `bitdepth(4)`), without the
+    recipe's lets and defs, which the recipe file shows."""
+    from ..syntax.printer import expr
+    return expr(recipe.defenses()[which]).strip()
 
 
 class _Members:
@@ -109,6 +120,44 @@ def _bind(model, members: _Members) -> None:
             source = members(module.inner.member, module.inner.overrides)
             module.inner.load_state_dict(source.state_dict())
             module.inner.to(next(source.parameters()).device)
+
+
+def load_entry(recipe, which: str, pipeline, runs: Path | None, compile_other) -> str:
+    """Load `which`'s trained weights into `pipeline`: its own file, or else the trained weights of
+    the lets it shares with other entries (see the module doc). Returns where they came from.
+    compile_other(name) compiles another entry of the recipe."""
+    from ..train import trained_weights
+    if trained_weights(recipe, which, runs) is not None or not _only_lets_learn(pipeline):
+        return str(load_trained(recipe, which, pipeline, runs))
+    lent: dict[str, list[str]] = {}
+    missing = [name for name, m in pipeline.shared.items() if any(p.requires_grad for p in m.parameters())]
+    mine = dict(pipeline.plan.shared)
+    for other in recipe.defenses():
+        if other == which or not missing or trained_weights(recipe, other, runs) is None:
+            continue
+        donor = compile_other(other)
+        theirs = dict(donor.plan.shared)
+        names = [name for name in missing if name in theirs and theirs[name] == mine[name]]
+        if not names:
+            continue
+        path = load_trained(recipe, other, donor, runs)
+        for name in names:
+            pipeline.shared[name].load_state_dict(donor.shared[name].state_dict())
+        lent[str(path)] = names
+        missing = [name for name in missing if name not in names]
+    if missing:
+        path = (runs or Path("runs")) / recipe.name / "train" / f"{which}.safetensors"
+        raise FifError(diagnostic(
+            "E421", f"'{which}' has learnable weights but no trained checkpoint at {path}, and no trained entry "
+            f"uses its let(s) {', '.join(missing)}", file=recipe.file,
+            hint=f"train it first: fif train {recipe.file}" + (f" --out {path.parent}" if runs else "")
+            + " (a stage must train it, or those lets in another entry)"))
+    return "; ".join(f"{path} (let {', '.join(names)})" for path, names in lent.items())
+
+
+def _only_lets_learn(pipeline) -> bool:
+    """Whether every trainable weight of the pipeline lives in its `let`s (none in its own stages)."""
+    return not any(p.requires_grad for p in pipeline.root.parameters())
 
 
 def load_trained(recipe, which: str, pipeline, runs: Path | None) -> Path:

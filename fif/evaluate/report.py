@@ -164,19 +164,38 @@ def markdown(record: dict) -> str:
         lines.append(_md_table(["defense", "threat", "accuracy"],
                                [[r["defense"], r["threat"], _pct(r["accuracy"])] for r in sanity]))
         lines.append("")
-    quality = [r for r in record["rows"] if "psnr" in r]
+    quality = [r for r in record["rows"] if "psnr" in r and r["threat"] == "clean"]
     if quality:
         lines.append("## Image quality of defended clean images")
         lines.append("")
         lines.append(_md_table(["defense", "PSNR (dB)", "SSIM"],
                                [[r["defense"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"] for r in quality]))
         lines.append("")
+    lines += _attacked_quality(record["rows"])
     lines.append("## Reproduce")
     lines.append("")
     lines.append(f"```\n{record['command']}\n```")
     lines.append("")
     lines.append(f"Versions: {', '.join(f'{k} {v}' for k, v in record['versions'].items())}; git {record['git']}.")
     return "\n".join(lines) + "\n"
+
+
+def _attacked_quality(rows: list[dict]) -> list[str]:
+    """PSNR / SSIM of defended attacked images against the clean ones, and the means the defense's
+    ops reported (diagnostics), per defense and attack, eps and threat."""
+    attacked = [r for r in rows if "psnr" in r and r["threat"] != "clean"]
+    if not attacked:
+        return []
+    keys = list(dict.fromkeys(k for r in attacked for k in r.get("diagnostics", {})))
+    lines = ["## Image quality of defended attacked images", "",
+             "PSNR and SSIM against the clean image" + (f"; means of {', '.join(keys)} as the defense reported "
+                                                        "them" if keys else "") + ".", ""]
+    body = [[r["defense"], r["attack"], r["threat"], f"{r['eps']:g}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"]
+            + [f"{r.get('diagnostics', {})[k]:.4f}" if k in r.get("diagnostics", {}) else "-" for k in keys]
+            for r in attacked]
+    lines.append(_md_table(["defense", "attack", "threat", "eps", "PSNR (dB)", "SSIM", *keys], body))
+    lines.append("")
+    return lines
 
 
 def _plot(results: dict, path: Path) -> None:

@@ -116,10 +116,7 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
         pred = _predict(entry.model, x, setup.batch)
         row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
         if entry.defense is not None:
-            with torch.no_grad():
-                defended = torch.cat([entry.defense(x[i:i + setup.batch]) for i in range(0, len(x), setup.batch)])
-            row["psnr"] = float(psnr(defended, x).clamp(max=100).mean())
-            row["ssim"] = float(ssim(defended, x).mean())
+            row.update(_quality(entry.defense, x, x, setup.batch))
         rows.append(row)
 
     cache: dict[tuple, torch.Tensor] = {}  # adversarial examples shared by entries with one gray-box view
@@ -131,8 +128,10 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
             t0 = time.perf_counter()
             x_adv = _adversarial(setup, threat, spec, e, name, entry, cache)
             ok = _predict(entry.model, x_adv, setup.batch) == y
-            rows.append(_row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
-                             norm=get_attack(spec.name).norm))
+            row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0, norm=get_attack(spec.name).norm)
+            if entry.defense is not None:
+                row.update(_quality(entry.defense, x_adv, x, setup.batch))
+            rows.append(row)
             correct[(name, spec.label(), e, threat)] = ok
 
     rows = _worst_case(correct) + rows
@@ -180,6 +179,20 @@ def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
         eot = setup.eot if entry.random else 1
         return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed)
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
+
+
+def _quality(defense: nn.Module, x_in: torch.Tensor, clean: torch.Tensor, batch: int) -> dict:
+    """PSNR and SSIM of the defended images against the clean ones (sample means), and the means
+    of what the defense's ops report with ctx.record (e.g. ufuse's uncertainty and weight maps)."""
+    from ..run_context import RunContext
+    record: dict = {}
+    ctx = RunContext(values={"record": record})
+    with torch.no_grad():
+        defended = torch.cat([defense(x_in[i:i + batch], ctx=ctx) for i in range(0, len(x_in), batch)])
+    out = {"psnr": float(psnr(defended, clean).clamp(max=100).mean()), "ssim": float(ssim(defended, clean).mean())}
+    if record:
+        out["diagnostics"] = {k: float(torch.cat(v).mean()) for k, v in record.items()}
+    return out
 
 
 def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> dict:

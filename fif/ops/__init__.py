@@ -3,5 +3,5 @@
     fif ops            # lists them with signatures and flags
 """
 
-from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, masks, quantize,  # noqa: F401
-               wavelet)
+from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, kpfilter, kpn, masks,  # noqa: F401
+               padding, quantize, wavelet)

@@ -6,7 +6,7 @@ stage, ask each op's shape rule for its output, and build the plan on the way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import DiagnosticSink, did_you_mean
 from ..kinds import Kind, PartsKind, TensorKind, kind_name
@@ -23,10 +23,14 @@ from .substitute import substitute
 @dataclass
 class InferContext:
     """What shape rules may look at beyond their input: the pipeline's own input kind and the
-    compile environment (the recipe's classifier, the folder weight files are read from)."""
+    compile environment (the recipe's classifier, the folder weight files are read from). A block's
+    rule also sees its branches' plan steps (`branches`) and the steps of the lets they use
+    (`lets`, name -> step), e.g. `ufuse` checks that each branch filters with a `kpfilter`."""
 
     input_kind: TensorKind
     env: object = None
+    branches: tuple = ()
+    lets: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -113,9 +117,9 @@ def _accepts(spec, call, inp, env) -> bool:
     return False
 
 
-def _run_infer(spec, call, args, inp, env, *extra):
+def _run_infer(spec, call, args, inp, env, *extra, ctx=None):
     try:
-        return spec.infer(inp, args, env.ctx, *extra)
+        return spec.infer(inp, args, ctx or env.ctx, *extra)
     except KindError as e:
         span = call.name_span
         if e.param:
@@ -199,7 +203,8 @@ def _block(block: n.Block, inp: Kind, env: Env):
         kinds.append(kind)
     if any(s is None for s in steps):
         return None, None
-    out = _run_infer(spec, call, args, inp, env, kinds)
+    lets = {name: s for name, (_, s) in env.shared.items() if s is not None}
+    out = _run_infer(spec, call, args, inp, env, kinds, ctx=replace(env.ctx, branches=tuple(steps), lets=lets))
     if out is None:
         return None, None
     return BlockStep(call.name, tuple(args.items()), inp, out,

@@ -46,8 +46,8 @@ def render_summary(summary: dict) -> str:
     for s in summary["skipped"]:
         lines.append(f"  skipped {s['stage']} [{s['target']}]: {s['reason']}")
     for t in summary.get("untrained", []):
-        lines.append(f"  note: '{t}' was not trained by any stage; it keeps its initial weights and no "
-                     "file is written")
+        lines.append(f"  note: '{t}' was not trained by any stage and no file is written for it; fif eval gives "
+                     "it the trained weights of the lets it shares with other entries, if it has no weights of its own")
     for note in summary.get("notes", []):
         lines.append(f"  note: {note}")
     for f in summary["files"]:
