@@ -6,7 +6,7 @@ stage, ask each op's shape rule for its output, and build the plan on the way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import DiagnosticSink, did_you_mean
 from ..kinds import Kind, PartsKind, TensorKind, kind_name
@@ -21,11 +21,13 @@ from .substitute import substitute
 
 @dataclass
 class InferContext:
-    """What shape rules may look at beyond their input: the pipeline's own input kind and the
-    compile environment (the recipe's classifier, the folder weight files are read from)."""
+    """What shape rules may look at beyond their input: the pipeline's own input kind, the
+    compile environment (the recipe's classifier, the folder weight files are read from) and
+    `values`, what enclosing blocks share with the ops inside them (OpSpec.shares)."""
 
     input_kind: TensorKind
     env: object = None
+    values: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -182,9 +184,12 @@ def _block(block: n.Block, inp: Kind, env: Env):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         env.sink.add("E231", f"'{call.name}' takes {want} branch(es), got {len(branches)}", block.span)
         return None, None
+    shares = spec.shares(args, inp) if spec.shares is not None else None
+    inner = env if not shares else Env(env.scope, replace(env.ctx, values={**env.ctx.values, **shares}),
+                                       env.sink, env.shared, env.expanding)
     steps, kinds = [], []
     for b in branches:
-        step, kind = infer(b, inp, env)
+        step, kind = infer(b, inp, inner)
         steps.append(step)
         kinds.append(kind)
     if any(s is None for s in steps):
