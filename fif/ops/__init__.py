@@ -4,4 +4,4 @@
 """
 
 from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, masks, quantize,  # noqa: F401
-               wavelet)
+               vit, wavelet)
