@@ -20,7 +20,7 @@ from .passes.bind import INVALID, Bound, bind_call, bind_value, signature, thaw 
 from .registry import Param
 from .syntax import nodes as n
 
-THREATS = ("graybox", "whitebox", "adaptive", "transfer")
+THREATS = ("graybox", "whitebox", "adaptive", "transfer", "bpda", "known", "representation")
 TOP_FIELDS = ("data", "classifier", "defense", "model")
 SECTIONS = ("train", "eval", "variants")
 
