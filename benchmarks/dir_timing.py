@@ -1,6 +1,6 @@
 """How long `fif train recipes/dir.fif` + `fif eval recipes/dir.fif` take, estimated from a short run.
 
-    OMP_NUM_THREADS=1 python benchmarks/dir_timing.py [recipes/dir.fif]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/dir_timing.py [recipes/dir.fif]     # ~3 min
 
 Runs a copy of the recipe with the real model sizes but a few optimizer steps per stage (two
 batches of its images, one epoch), one classifier epoch, and a few test images with attacks of a

@@ -2,6 +2,10 @@
 
     fif report dir --run        # 2 training seeds, their evaluations, then reports/dir.md
 
+About 165 CPU-minutes with one thread, so about 2 hours on 2 idle cores: per seed, training ~37 and
+the Table 1 evaluation (4 entries, 6 threat models) ~35, the ratio and mask-draw evaluations ~7;
+the stronger attack ~8 once (from benchmarks/dir_timing.py's per-piece numbers, not run end to end).
+
 Tables in the shape of the paper's Table 1 (rows: the AT target alone, the MSE-only denoiser, an
 unmasked conv denoiser, alpha = 0, DIR; columns natural / PGD / APGD / MI-FGSM) under each threat
 model: plain white-box (fresh masks per forward, the paper's Table 1), EOT over the masks, BPDA +
@@ -134,7 +138,7 @@ def _tables(r: Results) -> list[Table]:
             [f"{STRONGER}, EOT {STRONGER_EOT}", strong.cell("defense", STRONGER, EPS, "adaptive")]]
     tables.append(Table("DIR under a stronger adaptive attack (seed 0): accuracy %", ["attack", "accuracy"], body,
                         "More steps and more EOT draws should not find much more."))
-    body = [[row_label, threat, pct(v)] for row_label, threat, v in _sanity(r)]
+    body = [[row_label, threat, f"{100 * v:.1f}"] for row_label, threat, v in _sanity(r)]
     tables.append(Table("Unbounded eps (PGD-40 at eps 1): accuracy %", ["defense", "threat", "accuracy"], body,
                         "A defense whose gradients reach the attacker falls to about 0 % here."))
     return tables

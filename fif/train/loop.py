@@ -153,7 +153,8 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
 
 
 def _draws(stage, pipeline, seed: int):
-    """`draws = step`: every forward of the defense in this step makes the same random draw."""
+    """`draws = step`: every forward of the defense in this step makes the same random draw (on
+    batches of the same size: with a list of eps, each eps group of the inputs draws its own)."""
     if getattr(stage, "draws", "call") == "step" and pipeline is not None:
         return pipeline.fixed_draws(seed)
     return contextlib.nullcontext()
