@@ -121,7 +121,11 @@ class SharedNode(nn.Module):
         self._table = [table]  # a list, so the shared weights are registered once, in the table
 
     def forward(self, x, ctx=None):
-        return self._table[0][self.name](x, ctx)
+        y = self._table[0][self.name](x, ctx)
+        if ctx is not None and self.name in ctx.values.get("identity_lets", ()) and \
+                isinstance(y, torch.Tensor) and y.shape == x.shape:
+            return x + (y - x).detach()   # BPDA over the whole let: its output forward, identity backward
+        return y
 
     @property
     def target(self) -> nn.Module:

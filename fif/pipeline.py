@@ -4,12 +4,15 @@
     y = p(x)                       # the defense as deployed, true gradients
     y = p.attack_view()(x)         # BPDA through non-differentiable ops, fresh randomness per call
     y = p(x, generator=torch.Generator().manual_seed(0))   # random ops draw reproducibly
+    with p.fixed_draws(7): p(x); p.attack_view()(x)         # the same draw at every call (same batch size)
     p.save("acm.safetensors"); q = fif.load("acm.safetensors")
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,6 +33,7 @@ class Pipeline(nn.Module):
         self.shared = shared
         self.root = root
         self.env = env
+        self._draw_seed: int | None = None
 
     # -- what it is ------------------------------------------------------------------------
     @property
@@ -81,13 +85,30 @@ class Pipeline(nn.Module):
                 "E501", f"this pipeline was compiled for inputs [N, {', '.join(map(str, self.input_shape))}], "
                 f"got {got}",
                 hint=f"compile it with input_shape={tuple(x.shape[1:]) if isinstance(x, torch.Tensor) and x.dim() == 4 else '(C, H, W)'}"))
-        return self.root(x, ctx if ctx is not None else context_for(False, generator))
+        ctx = ctx if ctx is not None else context_for(False, generator)
+        if self._draw_seed is not None and ctx.generator is None:
+            ctx = replace(ctx, generator=torch.Generator().manual_seed(self._draw_seed))
+        return self.root(x, ctx)
 
-    def attack_view(self) -> "AttackView":
+    @contextmanager
+    def fixed_draws(self, seed: int):
+        """Inside the block, every call that brings no generator of its own (deployed or attack
+        view) draws from a generator freshly seeded with `seed`: random ops make the same draw at
+        every call on a batch of the same size. DIR's per-batch masks (Alg. 1) and the attacker
+        who knows the masks (Eq. 8) are this."""
+        previous, self._draw_seed = self._draw_seed, int(seed)
+        try:
+            yield self
+        finally:
+            self._draw_seed = previous
+
+    def attack_view(self, identity: tuple[str, ...] = ()) -> "AttackView":
         """The same defense (same weights) as an adaptive attacker should see it: every
         non-differentiable op passes its surrogate gradient backward (BPDA); random ops draw
-        fresh randomness per call, so attacks average gradients over draws (EOT)."""
-        return AttackView(self)
+        fresh randomness per call, so attacks average gradients over draws (EOT). `identity`
+        names `let`s whose whole sub-pipeline passes the identity gradient backward (BPDA over a
+        differentiable stage too, Athalye et al. 2018: `identity=("defense",)` in a model)."""
+        return AttackView(self, tuple(identity))
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path) -> None:
@@ -101,15 +122,20 @@ class Pipeline(nn.Module):
 class AttackView(nn.Module):
     """See `Pipeline.attack_view`."""
 
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, identity: tuple[str, ...] = ()):
         super().__init__()
         self.pipeline = pipeline
+        self.identity = identity
 
     def forward(self, x, *, generator=None):
-        return self.pipeline(x, ctx=context_for(True, generator))
+        ctx = context_for(True, generator)
+        if self.identity:
+            ctx = ctx.with_values(identity_lets=self.identity)
+        return self.pipeline(x, ctx=ctx)
 
     def __repr__(self) -> str:
-        return f"attack_view({self.pipeline!r})"
+        shown = f", identity={list(self.identity)}" if self.identity else ""
+        return f"attack_view({self.pipeline!r}{shown})"
 
 
 def _param_counts(p: Pipeline) -> dict[str, int]:

@@ -127,6 +127,13 @@ class StageSpec(_Model):
     limit: Optional[int] = Field(None, ge=1, description="use only this many training images")
     chain: Optional[Any] = Field(None, description="params = classifier: N members, or a list of "
                                  "per-member input pipelines (syntax nodes); see fif.train")
+    draws: Literal["call", "step"] = "call"
+    only: list[str] = []
+    skip: list[str] = []
+
+    def selects(self, target: str) -> bool:
+        """Whether this stage trains `target` (the defense or a variant), by its only/skip lists."""
+        return (not self.only or target in self.only) and target not in self.skip
 
 
 class Recipe(_Model):

@@ -20,7 +20,7 @@ from .passes.bind import INVALID, Bound, bind_call, bind_value, signature, thaw 
 from .registry import Param
 from .syntax import nodes as n
 
-THREATS = ("graybox", "whitebox", "adaptive", "transfer")
+THREATS = ("graybox", "whitebox", "adaptive", "transfer", "bpda", "known", "representation")
 TOP_FIELDS = ("data", "classifier", "defense", "model")
 SECTIONS = ("train", "eval", "variants")
 
@@ -67,6 +67,15 @@ class Binder:
             model = meta_classifier(self.arch, self.width)
             self._meta = (model, [m for m, _ in model.named_modules() if m])
         return self._meta
+
+    def entry_names(self) -> list[str]:
+        """The defense (`defense`, or `model` in a recipe without one) and the variants' names."""
+        fields = [e.name for e in self.recipe.entries if isinstance(e, n.FieldEntry)]
+        names = ["defense" if "defense" in fields else "model"]
+        for s in self.recipe.entries:
+            if isinstance(s, n.Section) and s.kind == "variants":
+                names += [e.name for e in s.entries if isinstance(e, n.FieldEntry)]
+        return names
 
     def error(self, code: str, message: str, span, hint: str | None = None) -> None:
         self.sink.add(code, message, span, hint=hint)

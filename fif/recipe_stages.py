@@ -38,6 +38,11 @@ def stage_params() -> tuple[Param, ...]:
         Param("limit", "int", None, low=1, doc="use only this many training images"),
         Param("chain", "int|list[pipeline]", None, low=1,
               doc="fine-tune N classifiers in a row, or one per input pipeline (params = classifier)"),
+        Param("draws", "choice", "call", choices=("call", "step"),
+              doc="the defense's random draws: fresh at every call, or one per training step (shared by "
+                  "the adversarial inputs, the defended image and every loss term)"),
+        Param("only", "str|list[str]", (), doc="train only these pipelines (defense or variant names)"),
+        Param("skip", "str|list[str]", (), doc="do not train these pipelines (defense or variant names)"),
     )
 
 
@@ -70,11 +75,12 @@ def _field(s: n.Section, name: str) -> n.FieldEntry | None:
 def _stage(b: Binder, s: n.Section, name: str) -> dict:
     got = b.fields(f"stage '{name}'", stage_params(), s.entries)
     st: dict = {"name": name}
-    for key in ("params", "epochs", "batch", "limit"):
+    for key in ("params", "epochs", "batch", "limit", "draws"):
         if key in got:
             st[key] = got[key][0]
-    if "freeze" in got:
-        st["freeze"] = list(got["freeze"][0])
+    for key in ("freeze", "only", "skip"):
+        if key in got:
+            st[key] = list(got[key][0])
     for key in ("optim", "schedule"):
         if key in got:
             bound = got[key][0]
@@ -218,6 +224,7 @@ def _check(b: Binder, s: n.Section, name: str, st: dict, got: dict, terms, input
                     f"{max(eps_values):g}", arg_span(ps, call, "min_eps"))
     if "freeze" in got:
         _check_freeze(b, name, trains, got["freeze"][1].value, st["freeze"])
+    _check_selection(b, name, trains, got, st)
     if "chain" in got:
         _check_chain(b, name, trains, got, st, inputs)
     optim = st.get("optim", {})
@@ -250,6 +257,30 @@ def _check_freeze(b: Binder, name, trains, node, names) -> None:
     held = {id(p) for f in names if f != "classifier" for p in model.get_submodule(f).parameters()}
     if all(id(p) in held for p in model.parameters()):
         b.error("E420", f"stage '{name}' trains nothing: every classifier weight is frozen", node.span)
+
+
+def _check_selection(b: Binder, name, trains, got, st) -> None:
+    """`only` / `skip` name the defense (or model) and variants; not both; not on classifier stages."""
+    given = [k for k in ("only", "skip") if k in got]
+    if not given:
+        return
+    node = got[given[0]][1]
+    if trains == "classifier":
+        b.error("E423", f"stage '{name}': {given[0]} picks the pipelines a defense stage trains; this stage "
+                "trains the classifier", node.name_span)
+        return
+    if len(given) == 2:
+        b.error("E423", f"stage '{name}': give only or skip, not both", got["skip"][1].name_span)
+        return
+    known = b.entry_names()
+    value = node.value
+    spans = [i.span for i in value.items] if isinstance(value, n.ListLit) else [value.span] * len(st[given[0]])
+    for target, span in zip(st[given[0]], spans):
+        if target not in known:
+            b.error("E226", f"stage '{name}': '{target}' is neither the defense nor a variant", span,
+                    hint=did_you_mean(target, known) or f"choose from {', '.join(known)}")
+    if given[0] == "skip" and set(known) <= set(st["skip"]):
+        b.error("E420", f"stage '{name}' skips every pipeline, so it trains nothing", node.value.span)
 
 
 def _check_chain(b: Binder, name, trains, got, st, inputs) -> None:

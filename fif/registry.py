@@ -153,6 +153,7 @@ class OpSpec:
     surrogate: Callable | None = None
     branches: tuple[int, int | None] | None = None
     family: str = "user"
+    shares: Callable | None = None
 
     @property
     def is_block(self) -> bool:
@@ -186,7 +187,7 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
                 infer: Callable | None = None, learnable: Flag = False, differentiable: Flag = True,
                 random: Flag = False, surrogate: Callable | None = None,
                 branches: tuple[int, int | None] | None = None, family: str = "user",
-                replace: bool = False):
+                shares: Callable | None = None, replace: bool = False):
     """Register an op. Usable directly or as a decorator on its `build` function.
 
     build(args, inp, out) -> nn.Module (block ops: build(args, inp, out, branches)), whose forward
@@ -200,13 +201,16 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
     ctx): the differentiable stand-in used backward by the attack view (BPDA) for a
     non-differentiable op; identity when omitted.
     branches: (min, max) sub-pipelines for a block op `name(args) { p | q }`; None for plain ops.
+    shares(args, inp) -> dict: what a block tells the ops inside its branches at compile time;
+    their infer rules read it as `ctx.values` (the compile-time twin of the run context's values,
+    e.g. `masks` shares its patch side so `vitdenoise` can check its own against it).
     """
     if build is None:
         def decorator(fn):
             register_op(name, fn, params=params, doc=doc if doc is not None else fn.__doc__,
                         accepts=accepts, infer=infer, learnable=learnable,
                         differentiable=differentiable, random=random, surrogate=surrogate,
-                        branches=branches, family=family, replace=replace)
+                        branches=branches, family=family, shares=shares, replace=replace)
             return fn
         return decorator
     _ensure_builtin_ops()  # the built-in catalog first, so a user op can never shadow one by accident
@@ -222,7 +226,7 @@ def register_op(name: str, build: Callable | None = None, *, params: Sequence[Pa
     spec = OpSpec(name=name, build=build, params=tuple(params), doc=(doc or build.__doc__ or "").strip(),
                   accepts=tuple(accepts), infer=infer or _identity_infer, learnable=learnable,
                   differentiable=differentiable, random=random, surrogate=surrogate,
-                  branches=branches, family=family)
+                  branches=branches, family=family, shares=shares)
     _REGISTRY[name] = spec
     _bump()
     return spec

@@ -7,7 +7,13 @@
 Ops see it as `forward(self, x, ctx)` when their forward names a `ctx` parameter (random ops and
 block ops do); plain ops keep `forward(self, x)`. A block can draw one random value per sample and
 hand it to its branches with `ctx.with_values(mask=m)`: DIR's complementary masks
-(`masks(k=2) { ... }`) draw K disjoint masks per sample and give branch i the i-th.
+(`masks(k=2) { ... }`) draw K complementary masks per sample and run the body once on all K*N
+views, each with its own mask.
+
+The values in use: `mask` ([K*N, 1, H, W], 1 = visible) and `patch` (set by `masks` for the ops in
+its body, e.g. `vitdenoise`); `views` (a list a caller passes in to collect what a masks block
+restores from each view, for a per-view loss); `identity_lets` (let names whose output passes the
+identity gradient backward: BPDA over a whole defense, `Pipeline.attack_view(identity=...)`).
 
 Random draws are per sample and per call: `ctx.randn(shape, like=x)` draws a fresh tensor of the
 full batch shape from the context's generator (or the global RNG when there is none).

@@ -14,15 +14,22 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cli_support import fail_cleanly
+from ..recipe_binding import THREATS
 
 
 @click.command("eval")
 @click.argument("recipe")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<recipe>/eval).")
-@click.option("--attack", "attacks", multiple=True, help="Only these attacks (repeatable).")
+@click.option("--attack", "attacks", multiple=True, help="Only these attacks (repeatable); a name, or a call "
+              "with settings such as 'pgd(steps=100)'.")
 @click.option("--eps", "eps", multiple=True, type=float, help="Only these L-inf budgets (repeatable).")
 @click.option("--threat", "threats", multiple=True,
-              type=click.Choice(["graybox", "whitebox", "adaptive", "transfer"]), help="Only these threat models.")
+              type=click.Choice(list(THREATS)), help="Only these threat models.")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Only this defense or variant (repeatable); the undefended `none` row is always kept.")
+@click.option("--eot", type=click.IntRange(min=1), help="EOT draws for random defenses (default: the recipe's).")
+@click.option("--sanity/--no-sanity", default=True, show_default=True,
+              help="Run the unbounded-eps PGD rows that show whether attacks get through.")
 @click.option("--n", type=click.IntRange(min=1), help="Number of test images.")
 @click.option("--probe", "probes", multiple=True, help="A pipeline applied to the perturbation only, e.g. "
               "'dwt -> <LL, LH, HL: zero> -> idwt' (repeatable).")
@@ -31,14 +38,15 @@ from ..cli_support import fail_cleanly
 @click.option("--seed", type=int, help="Attack seed (default: the recipe's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @fail_cleanly
-def eval_cmd(recipe, out, attacks, eps, threats, n, probes, runs, seed, device):
+def eval_cmd(recipe, out, attacks, eps, threats, n, probes, runs, seed, device, only, eot, sanity):
     """Evaluate RECIPE's defense and variants against attacks under threat models."""
     from ..recipe import load_recipe
     r = load_recipe(recipe)  # bound and checked before torch loads: a typo costs a fraction of a second
     from .report import tables, write_report
     from .runner import run_eval
     results = run_eval(r, attacks=list(attacks) or None, eps=list(eps) or None, threats=list(threats) or None,
-                       n=n, device=device, probes=list(probes), runs=Path(runs), seed=seed)
+                       n=n, device=device, probes=list(probes), runs=Path(runs), seed=seed,
+                       only=list(only) or None, eot=eot, sanity=sanity)
     folder = Path(out) if out else Path(runs) / r.name / "eval"
     command = "fif eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"fif eval {recipe}"
     paths = write_report(results, folder, command=command)

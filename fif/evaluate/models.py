@@ -52,9 +52,16 @@ class Entry:
 
 
 def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
-                   tuned: Path | None = None, other=None) -> tuple[dict[str, Entry], dict[str, str]]:
-    """Every entry's model with its weights, and the weight files used (for the report).
-    `other(overrides)` gives the classifier a `classifier(adversarial=...)` op names."""
+                   tuned: Path | None = None, other=None, only=None) -> tuple[dict[str, Entry], dict[str, str]]:
+    """Every entry's model with its weights (or only the entries named in `only`, and `none`),
+    and the weight files used (for the report). `other(overrides)` gives the classifier a
+    `classifier(adversarial=...)` op names."""
+    names = list(recipe.defenses())
+    for want in only or ():
+        if want not in names and want != "none":
+            from ..errors import did_you_mean
+            raise FifError(diagnostic("E423", f"--only {want}: the recipe has no defense or variant named '{want}'",
+                                      file=recipe.file, hint=did_you_mean(want, names) or f"choose from {', '.join(names)}"))
     env = compile_env(recipe, shape, classifier.num_classes)
     weights: dict[str, str] = {}
     if tuned is not None:
@@ -64,6 +71,8 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
     _bind(baseline, members)
     entries = {"none": Entry("none", "classifier", baseline.to(device).eval(), classifier_view(baseline))}
     for which in recipe.defenses():
+        if only and which not in only:
+            continue
         entry = compile_entry(recipe, which, shape, env)
         if entry.learnable:
             weights[which] = load_entry(recipe, which, entry, runs, lambda w: compile_entry(recipe, w, shape, env))

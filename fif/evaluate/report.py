@@ -110,14 +110,21 @@ def _md_table(header, body) -> str:
 
 
 _THREAT_TEXT = {
-    "overall": "Overall: per image, the worst case over every L-inf attack and every threat model below. An "
-               "attacker who can run the adaptive attack can run the others too, so this is the number to trust.",
+    "overall": "Overall: per image, the worst case over every L-inf attack and every threat model below "
+               "(but known and representation). An attacker who can run the adaptive attack can run the "
+               "others too, so this is the number to trust.",
     "graybox": "Gray-box: the attack sees the classifier(s) only, without the defense's transforms; the "
                "whole model classifies the result.",
     "whitebox": "White-box: true gradients through the defense as deployed (zero through rounding).",
     "adaptive": "Adaptive: BPDA (surrogate gradients through non-differentiable ops) + EOT over random ops. "
                 "The number to trust.",
     "transfer": "Transfer: examples made on a surrogate classifier of another architecture and seed.",
+    "bpda": "BPDA + EOT: the whole defense passes the identity gradient backward (the classifier's gradient "
+            "at the defended image), averaged over the defense's random draws.",
+    "known": "Known draws: the attacker knows the defense's random draw (its masks) and the defense uses that "
+             "draw to classify (DIR Eq. 8). Not part of `overall`.",
+    "representation": "Representation: the attack perturbs the restored image defense(x) within eps and the "
+                      "classifier alone classifies it (DIR Eq. 9). Not part of `overall`.",
     "probe": "Probe: a pipeline applied to the perturbation only, x + P(x_adv - x), classifier alone (graybox attacks).",
 }
 

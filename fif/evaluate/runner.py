@@ -7,7 +7,10 @@ Threat models (DESIGN section 5):
   graybox   attack the classifier alone, then defend (how most papers report);
   whitebox  true gradients through the defense as deployed (exposes gradient masking);
   adaptive  BPDA + EOT through the attack view (the number to trust);
-  transfer  examples made on a surrogate classifier (another architecture and seed).
+  transfer  examples made on a surrogate classifier (another architecture and seed);
+and, for randomised and purifying defenses (fif.evaluate.threats): bpda (identity gradient through
+the whole defense, EOT), known (the attacker knows the random draw), representation (attack the
+restored image, classifier alone).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .masking import masking_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
 from .metrics import psnr, ssim
+from .threats import OUTSIDE_OVERALL, bpda_view, known_models, restored
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
 
@@ -50,7 +54,7 @@ class Setup:
 
 
 def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
-            seed: int | None = None) -> Setup:
+            seed: int | None = None, only: list[str] | None = None, eot: int | None = None) -> Setup:
     device = check_device(device)
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
@@ -67,9 +71,10 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
                                       seed_offset=1)
     entries, weights = recipe_entries(
         recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs, tuned=tuned,
-        other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over))
+        other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over), only=only)
     return Setup(recipe, x, y, classifier, surrogate, entries, device,
-                 recipe.eval.seed if seed is None else seed, recipe.eval.batch, recipe.eval.eot, weights)
+                 recipe.eval.seed if seed is None else seed, recipe.eval.batch,
+                 recipe.eval.eot if eot is None else int(eot), weights)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
@@ -84,8 +89,11 @@ def attack_budgets(recipe: Recipe, spec: AttackSpec, eps_override=None) -> list[
     return list(eps_override if eps_override is not None else recipe.eval.eps)
 
 
-def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
-    with torch.no_grad():
+def _predict(model: nn.Module, x: torch.Tensor, batch: int, seed=None) -> torch.Tensor:
+    """Labels; a random model draws under `seed` (the eval seed and what is judged), so a run
+    is reproducible and another eval seed is another draw of the defense's randomness."""
+    from ..attacks import seeded
+    with torch.no_grad(), seeded(None if seed is None else derive_seed(*seed)):
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
@@ -101,11 +109,15 @@ def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Te
 
 def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[float] | None = None,
              threats: list[str] | None = None, n: int | None = None, device: str = "cpu",
-             probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None) -> dict:
-    """Evaluate and return {rows, warnings, ...}; see write_report for the files."""
+             probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None,
+             only: list[str] | None = None, eot: int | None = None, sanity: bool = True) -> dict:
+    """Evaluate and return {rows, warnings, ...}; see write_report for the files. `only`: these
+    entries (and the `none` baseline); `eot`: EOT draws instead of the recipe's; `attacks` are
+    names or calls with settings, `pgd(steps=100)`; `sanity=False` leaves out the unbounded-eps
+    rows (a second evaluation of the same weights need not repeat them)."""
     threats = list(threats or recipe.eval.threat)
     specs = _select_attacks(recipe, attacks)
-    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed)
+    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed, only=only, eot=eot)
     rows: list[dict] = []
     correct: dict[tuple, torch.Tensor] = {}
     x, y = setup.x, setup.y
@@ -113,7 +125,7 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
 
     for name, entry in setup.entries.items():
         t0 = time.perf_counter()
-        pred = _predict(entry.model, x, setup.batch)
+        pred = _predict(entry.model, x, setup.batch, seed=(setup.seed, "clean", name))
         row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
         if entry.defense is not None:
             row.update(_quality(entry.defense, x, x, setup.batch))
@@ -126,8 +138,11 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
             if threat == "transfer" and setup.surrogate is None:
                 continue
             t0 = time.perf_counter()
-            x_adv = _adversarial(setup, threat, spec, e, name, entry, cache)
-            ok = _predict(entry.model, x_adv, setup.batch) == y
+            made = _adversarial(setup, threat, spec, e, name, entry, cache)
+            if made is None:  # the threat does not apply (no image-to-image defense to restore with)
+                continue
+            x_adv, judge = made
+            ok = _predict(judge, x_adv, setup.batch, seed=(setup.seed, "judge", name, threat, spec.label(), e)) == y
             row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0, norm=get_attack(spec.name).norm)
             if entry.defense is not None:
                 row.update(_quality(entry.defense, x_adv, x, setup.batch))
@@ -135,49 +150,85 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
             correct[(name, spec.label(), e, threat)] = ok
 
     rows = _worst_case(correct) + rows
-    rows += _sanity(setup, threats)
+    rows += _sanity(setup, threats) if sanity else []
     for probe in probes or []:
         rows += _probe_rows(setup, probe, specs, eps, cache)
     return {
         "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
         "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
         "rows": rows, "warnings": masking_warnings(rows), "seconds": time.perf_counter() - start,
-        "sources": {k: v.source for k, v in setup.entries.items()},
+        "eot": setup.eot, "sources": {k: v.source for k, v in setup.entries.items()},
         "labels": {k: v.label for k, v in setup.entries.items()},
         "graybox": {k: v.graybox.text for k, v in setup.entries.items()},
     }
 
 
 def _select_attacks(recipe: Recipe, names) -> list[AttackSpec]:
+    """The recipe's attacks, or those named: a name takes the recipe's settings for it (else the
+    attack's defaults); a call such as `pgd(steps=100)` is bound like a recipe's attack."""
     if not names:
         return list(recipe.eval.attacks)
     by_name = {s.name: s for s in recipe.eval.attacks}
     out = []
     for name in names:
+        if "(" in name:
+            out.append(_attack_call(name))
+            continue
         info = get_attack(name)
         out.append(by_name.get(info.name, AttackSpec(name=info.name)))
     return out
 
 
+def _attack_call(text: str) -> AttackSpec:
+    from ..attacks import ATTACK_CATALOG
+    from ..errors import DiagnosticSink
+    from ..passes.bind import bind_call, thaw
+    from ..syntax import parse
+    sink = DiagnosticSink()
+    program = parse(text, "<--attack>")
+    node = program.statements[0].value if len(program.items) == 1 and len(program.statements) == 1 else None
+    bound = bind_call(ATTACK_CATALOG, node, sink) if node is not None else None
+    if bound is None:
+        raise FifError(sink.items or [diagnostic("E226", f"--attack expects an attack such as pgd(steps=40), "
+                                                 f"got {text!r}", file="<--attack>")]).with_source(text, "<--attack>")
+    return AttackSpec(name=bound.name, params=thaw(dict(bound.args)))
+
+
 def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
+    """(adversarial examples, the model that classifies them), or None when `threat` does not
+    apply to `entry`."""
     x, y, b = setup.x, setup.y, setup.batch
     seed = (setup.seed, threat, spec.label(), e)
-    if threat == "graybox" or (name == "none" and threat in ("whitebox", "adaptive")):
+    if threat == "graybox" or (name == "none" and threat in ("whitebox", "adaptive", "bpda", "known",
+                                                             "representation")):
         key = ("graybox", entry.graybox.text, spec.label(), e)
         if key not in cache:
             cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, eot=1,
                                  seed=(setup.seed, "graybox", spec.label(), e))
-        return cache[key]
+        return cache[key], entry.model
     if threat == "transfer":
         key = ("transfer", spec.label(), e)
         if key not in cache:
             cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed)
-        return cache[key]
+        return cache[key], entry.model
     if threat == "whitebox":
-        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed)
+        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed), entry.model
     if threat == "adaptive":
         eot = setup.eot if entry.random else 1
-        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed)
+        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed), entry.model
+    if threat == "bpda":
+        eot = setup.eot if entry.random else 1
+        return _attack(bpda_view(entry), spec, x, y, e, batch=b, eot=eot, seed=seed), entry.model
+    if threat == "known":
+        attacked, judge = known_models(entry, setup.seed, spec.label(), e)
+        return _attack(attacked, spec, x, y, e, batch=b, eot=1, seed=seed), judge
+    if threat == "representation":
+        if entry.defense is None:
+            return None
+        key = ("restored", name)
+        if key not in cache:
+            cache[key] = restored(entry, x, b, setup.seed)
+        return _attack(entry.graybox, spec, cache[key], y, e, batch=b, eot=1, seed=seed), entry.graybox
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
 
 
@@ -203,12 +254,14 @@ def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> di
 def _worst_case(correct: dict) -> list[dict]:
     """Per sample: robust only if every L-inf attack at that eps failed, under each threat model
     (`worst`), and under every threat model at once (threat `overall`, the number to trust: an
-    attacker who can run the adaptive attack can run the gray-box and transfer ones too)."""
+    attacker who can run the adaptive attack can run the gray-box and transfer ones too; `known`
+    and `representation` attack something other than the deployed model and are left out)."""
     groups: dict[tuple, list[torch.Tensor]] = {}
     for (name, attack, e, threat), ok in correct.items():
         if attack.split("(")[0] in ATTACKS and ATTACKS[attack.split("(")[0]].norm == "linf":
             groups.setdefault((name, e, threat), []).append(ok)
-            groups.setdefault((name, e, "overall"), []).append(ok)
+            if threat not in OUTSIDE_OVERALL:
+                groups.setdefault((name, e, "overall"), []).append(ok)
     overall = [_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks))
                for (name, e, threat), oks in groups.items() if threat == "overall"]
     per_threat = [_row(name, "worst", e, threat, torch.stack(oks).all(0), 0.0, attacks=len(oks))
@@ -232,7 +285,7 @@ def _sanity(setup: Setup, threats) -> list[dict]:
             model = entry.model if threat == "whitebox" else entry.model.attack_view()
             eot = setup.eot if (threat == "adaptive" and entry.random) else 1
             x_adv = _attack(model, spec, x, y, SANITY_EPS, batch=setup.batch, eot=eot, seed=(setup.seed, "sanity"))
-            ok = _predict(entry.model, x_adv, setup.batch) == y
+            ok = _predict(entry.model, x_adv, setup.batch, seed=(setup.seed, "sanity", name, threat)) == y
             rows.append(_row(name, spec.label(), SANITY_EPS, threat, ok, time.perf_counter() - t0, sanity=True))
     return rows
 

@@ -4,4 +4,4 @@
 """
 
 from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, kpfilter, kpn, masks,  # noqa: F401
-               padding, quantize, wavelet)
+               padding, quantize, vit, wavelet)

@@ -25,12 +25,14 @@ class InferContext:
     """What shape rules may look at beyond their input: the pipeline's own input kind and the
     compile environment (the recipe's classifier, the folder weight files are read from). A block's
     rule also sees its branches' plan steps (`branches`) and the steps of the lets they use
-    (`lets`, name -> step), e.g. `ufuse` checks that each branch filters with a `kpfilter`."""
+    (`lets`, name -> step), e.g. `ufuse` checks that each branch filters with a `kpfilter`; `values`
+    is what enclosing blocks share with the ops inside them (OpSpec.shares)."""
 
     input_kind: TensorKind
     env: object = None
     branches: tuple = ()
     lets: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -196,9 +198,12 @@ def _block(block: n.Block, inp: Kind, env: Env):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         env.sink.add("E231", f"'{call.name}' takes {want} branch(es), got {len(branches)}", block.span)
         return None, None
+    shares = spec.shares(args, inp) if spec.shares is not None else None
+    inner = env if not shares else Env(env.scope, replace(env.ctx, values={**env.ctx.values, **shares}),
+                                       env.sink, env.shared, env.expanding)
     steps, kinds = [], []
     for b in branches:
-        step, kind = infer(b, inp, env)
+        step, kind = infer(b, inp, inner)
         steps.append(step)
         kinds.append(kind)
     if any(s is None for s in steps):

@@ -78,7 +78,8 @@ class ReportSpec:
     title: str
     paper: str
     steps: Callable[[Path], list[Step]]          # runs folder -> the commands
-    evals: Callable[[Path], list[Path]]          # runs folder -> the results.json files to merge
+    evals: Callable[[Path], "list[Path] | dict[str, list[Path]]"]   # the results.json files to merge,
+    # or named groups of them ({"main": [...], "draws": [...]}: Results.group(name); "main" is the default)
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
@@ -88,12 +89,25 @@ class ReportSpec:
 class Results:
     """The rows of several `fif eval` runs (seeds), merged: accuracies as mean and spread."""
 
-    def __init__(self, records: list[dict]):
+    def __init__(self, records: list[dict], groups: "dict[str, Results] | None" = None):
         self.records = records
         self.rows = [dict(r, run=i) for i, rec in enumerate(records) for r in rec["rows"]]
+        self.groups = groups or {}
+
+    def group(self, name: str) -> "Results":
+        """The runs of one named group (see ReportSpec.evals)."""
+        if name not in self.groups:
+            from ..errors import error
+            raise error("E430", f"the report has no group of evaluations named '{name}'",
+                        hint=f"groups: {', '.join(self.groups) or 'none'}")
+        return self.groups[name]
 
     @classmethod
-    def load(cls, paths: list[Path]) -> "Results":
+    def load(cls, paths) -> "Results":
+        if isinstance(paths, dict):
+            groups = {name: cls.load(p) for name, p in paths.items()}
+            main = groups.get("main") or next(iter(groups.values()))
+            return cls(main.records, groups)
         records = []
         for p in paths:
             if not Path(p).is_file():

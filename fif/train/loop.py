@@ -5,12 +5,15 @@ inputs made on the fly, the loss's terms, NaN guards, a log line per step and ch
 
 Everything random in a step is seeded from (run seed, unit, epoch, step): the batch order by a
 torch.Generator per epoch, the inputs by a generator per step, and torch's, numpy's and python's
-global generators (random ops inside the defense, the rep loss's start) reseeded before each step.
+global generators (random ops inside the defense, the rep loss's start) reseeded before each step;
+with `draws = step` the defense's random ops draw from a generator seeded per step instead, the same
+draw at every forward pass of the step (fif.pipeline.Pipeline.fixed_draws).
 A run resumed from a checkpoint therefore replays exactly the steps an uninterrupted run takes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -109,21 +112,22 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
                 random.seed(seed)
                 np.random.seed(seed % (2 ** 32))
                 gen = torch.Generator().manual_seed(ctx.seed_for(unit.key, epoch, step, "inputs"))
-                x, eps = unit.inputs.make(clean, y, gen, seed)
-                if not bool(torch.isfinite(x).all()):
-                    raise bad_value(ctx.recipe, unit, epoch, step, "the stage input", "NaN or infinite",
-                                    hooks.last_checkpoint())
-                lr = sched.apply(opt, state.t)
-                for m in frozen:
-                    m.eval()
-                model.train()
-                opt.zero_grad(set_to_none=True)
-                fwd = Forward(StepData(clean, x, y, eps), pipeline=pipeline, classifier=classifier)
-                total, parts = evaluate(unit.terms, fwd)
-                bad = _first_bad(total, parts)
-                if bad is not None:
-                    raise bad_value(ctx.recipe, unit, epoch, step, bad[0], bad[1], hooks.last_checkpoint())
-                total.backward()
+                with _draws(stage, pipeline, ctx.seed_for(unit.key, epoch, step, "draws")):
+                    x, eps = unit.inputs.make(clean, y, gen, seed)
+                    if not bool(torch.isfinite(x).all()):
+                        raise bad_value(ctx.recipe, unit, epoch, step, "the stage input", "NaN or infinite",
+                                        hooks.last_checkpoint())
+                    lr = sched.apply(opt, state.t)
+                    for m in frozen:
+                        m.eval()
+                    model.train()
+                    opt.zero_grad(set_to_none=True)
+                    fwd = Forward(StepData(clean, x, y, eps), pipeline=pipeline, classifier=classifier)
+                    total, parts = evaluate(unit.terms, fwd)
+                    bad = _first_bad(total, parts)
+                    if bad is not None:
+                        raise bad_value(ctx.recipe, unit, epoch, step, bad[0], bad[1], hooks.last_checkpoint())
+                    total.backward()
                 opt.step()
                 state.t += 1
                 value = float(total.detach())
@@ -146,6 +150,14 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
                 if not (end_of_epoch and state.epoch == epochs):
                     hooks.after_step(unit, state, opt, end_of_epoch)
     return state
+
+
+def _draws(stage, pipeline, seed: int):
+    """`draws = step`: every forward of the defense in this step makes the same random draw (on
+    batches of the same size: with a list of eps, each eps group of the inputs draws its own)."""
+    if getattr(stage, "draws", "call") == "step" and pipeline is not None:
+        return pipeline.fixed_draws(seed)
+    return contextlib.nullcontext()
 
 
 def finite_weights(modules: dict) -> str | None:

@@ -8,20 +8,25 @@
     loss = ce + 2 * rep(eps=8/255, steps=5)    # DIR: KL robust-representation loss
 
 Terms:
-  l1(on=output), mse(on=output): |f - clean| (squared for mse), mean over pixels; f is the stage's
-      output (the defense applied to the input), or, with a `let` name, that named sub-pipeline
-      applied to the stage input. Defense stages only.
+  l1(on=output, views=false), mse(...): |f - clean| (squared for mse), mean over pixels; f is the
+      stage's output (the defense applied to the input), or, with a `let` name, that named
+      sub-pipeline applied to the stage input. Defense stages only. `views`: the loss of each
+      view a `masks` block restores, before they are combined, averaged over the views (DIR's
+      per-view pre-training loss, Zhou et al. ICML 2023 Eq. 2; the last masks block when there
+      are several, the output itself when there is none); the same forward pass as the output.
   ce(on=input, target=label): cross-entropy of classifier(defended image); on=input uses the
       stage input, on=clean the clean image; target=label (the dataset's), clean_pred (the
       classifier's argmax on the clean image) or clean_soft (its softmax).
   feature(layer=logits, on=input): L1 between the classifier's activations at module `layer`
       (a name from classifier.named_modules(), e.g. features.3; `logits` is the output) for the
       defended image and for the clean image (a forward hook; the clean side has no gradient).
-  rep(eps=8/255, steps=5, step=eps/4, on=input): an inner maximisation finds delta in the
-      L-inf eps-ball that maximises KL(h(x~) || h(x~ + delta)) from a 0.001-Gaussian start with
-      `steps` signed-gradient steps (projected, clamped to [0, 1]); the term is then that KL,
-      summed over classes, with delta fixed and gradients through both branches (Zhou et al.,
-      ICML 2023, in the TRADES form).
+  rep(eps=8/255, steps=5, step=eps/4, on=input, kl=trades): DIR's robust-representation term
+      (Zhou et al., ICML 2023, Eq. 4-5). x~ is the defended image; an inner maximisation finds
+      delta in the L-inf eps-ball around x~ that maximises the KL from a 0.001-Gaussian start
+      with `steps` signed-gradient steps (projected into the ball, clamped to [0, 1]); the term
+      is then that KL, summed over classes, at x~ + stopgrad(delta), with gradients through both
+      branches (x~ and x~ + delta). kl=trades: KL(h(x~) || h(x~ + delta)), the public code's and
+      TRADES's form; kl=eq4: KL(h(x~ + delta) || h(x~)), Eq. 4-5 as written.
 Every term takes `min_eps=E` (routing): it counts only the samples whose adversarial eps is >= E
 (a batch with none gives the term 0). With `params = classifier` the "defended image" is the
 input itself: the stage trains the classifier, and l1/mse are refused.
@@ -41,23 +46,28 @@ from ..syntax import nodes as n
 from .optim import SettingError
 
 TARGETS = ("label", "clean_pred", "clean_soft")
+KL_FORMS = ("trades", "eq4")
 NEEDS_CLASSIFIER = ("ce", "feature", "rep")
 
 # Every term's parameters; a positional argument is `on`. Bound when the recipe is loaded.
 _MIN_EPS = Param("min_eps", "float", 0.0, low=0.0, high=1.0,
                  doc="count only the samples whose adversarial eps is >= min_eps")
 _ON_OUTPUT = Param("on", "str", "output", doc="output (the defense's), or the name of a `let` it uses")
+_VIEWS = Param("views", "bool", False, doc="the mean loss of each view a masks block restores (DIR Eq. 2)")
 _ON_INPUT = Param("on", "choice", "input", choices=("input", "clean"), doc="defend the stage input or the clean image")
 LOSSES: dict[str, tuple[Param, ...]] = {
-    "l1": (_ON_OUTPUT, _MIN_EPS),
-    "mse": (_ON_OUTPUT, _MIN_EPS),
+    "l1": (_ON_OUTPUT, _VIEWS, _MIN_EPS),
+    "mse": (_ON_OUTPUT, _VIEWS, _MIN_EPS),
     "ce": (_ON_INPUT, Param("target", "choice", "label", choices=TARGETS,
                             doc="label (the dataset's), clean_pred or clean_soft (the classifier's)"), _MIN_EPS),
     "feature": (_ON_INPUT, Param("layer", "str", "logits", doc="a classifier module such as features.3, or logits"),
                 _MIN_EPS),
     "rep": (_ON_INPUT, Param("eps", "float", 8 / 255, low=0.0, high=1.0, doc="L-inf radius of the inner maximisation"),
             Param("steps", "int", 5, low=1, doc="inner steps"),
-            Param("step", "float", None, low=0.0, high=1.0, doc="inner step size (default eps/4)"), _MIN_EPS),
+            Param("step", "float", None, low=0.0, high=1.0, doc="inner step size (default eps/4)"),
+            Param("kl", "choice", "trades", choices=KL_FORMS,
+                  doc="trades: KL(h(x~) || h(x~+delta)) (the code, TRADES); eq4: KL(h(x~+delta) || h(x~))"),
+            _MIN_EPS),
 }
 LOSS_CATALOG = Catalog("loss", lambda: LOSSES)
 DEFAULTS: dict[str, dict] = {name: {p.name: p.default for p in ps} for name, ps in LOSSES.items()}
@@ -98,6 +108,18 @@ class Forward:
             return self.defended("input")
         return self._once(("let", on), lambda: self.pipeline.shared[on](self.data.x))
 
+    def views(self) -> torch.Tensor:
+        """[K, N, ...]: what the (last) masks block of the defense restores from each of its K views
+        of the stage input, before it combines them; [1, N, ...] (the output) when there is none.
+        One forward pass, shared with `defended("input")`."""
+        def run():
+            from ..run_context import DEPLOYED
+            collected: list = []
+            out = self.pipeline(self.data.x, ctx=DEPLOYED.with_values(views=collected))
+            self._memo.setdefault(("defended", "input"), out)
+            return collected[-1] if collected else out.unsqueeze(0)
+        return self._once("views", run)
+
     def logits(self, on: str) -> torch.Tensor:
         return self._once(("logits", on), lambda: self.classifier(self.defended(on)))
 
@@ -109,12 +131,18 @@ class Forward:
         return self._once("reference", run)
 
 
+def _distance(f: Forward, a, power: int) -> torch.Tensor:
+    if a.get("views"):
+        return (f.views() - f.data.clean).abs().pow(power).flatten(2).mean(2).mean(0)
+    return (f.output(a["on"]) - f.data.clean).abs().pow(power).flatten(1).mean(1)
+
+
 def _l1(f: Forward, a) -> torch.Tensor:
-    return (f.output(a["on"]) - f.data.clean).abs().flatten(1).mean(1)
+    return _distance(f, a, 1)
 
 
 def _mse(f: Forward, a) -> torch.Tensor:
-    return (f.output(a["on"]) - f.data.clean).pow(2).flatten(1).mean(1)
+    return _distance(f, a, 2)
 
 
 def _ce(f: Forward, a) -> torch.Tensor:
@@ -158,8 +186,13 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     return (logp.exp() * (logp - F.log_softmax(q_logits, 1))).sum(1)
 
 
+def _rep_kl(clean_logits, pert_logits, form: str) -> torch.Tensor:
+    """The robust-representation KL per sample in the chosen direction (see `rep`)."""
+    return _kl(clean_logits, pert_logits) if form == "trades" else _kl(pert_logits, clean_logits)
+
+
 def _rep(f: Forward, a) -> torch.Tensor:
-    eps, steps = float(a["eps"]), int(a["steps"])
+    eps, steps, form = float(a["eps"]), int(a["steps"]), a.get("kl", "trades")
     step = eps / 4 if a["step"] is None else float(a["step"])
     xt = f.defended(a["on"])
     base = xt.detach()
@@ -169,11 +202,11 @@ def _rep(f: Forward, a) -> torch.Tensor:
     for _ in range(steps):
         xa.requires_grad_(True)
         with torch.enable_grad():
-            kl = _kl(p0, f.classifier(xa)).sum()
+            kl = _rep_kl(p0, f.classifier(xa), form).sum()
             (g,) = torch.autograd.grad(kl, xa)
         xa = torch.min(torch.max(xa.detach() + step * g.sign(), base - eps), base + eps).clamp(0, 1)
     delta = (xa - base).detach()
-    return _kl(f.logits(a["on"]), f.classifier(xt + delta))
+    return _rep_kl(f.logits(a["on"]), f.classifier(xt + delta), form)
 
 
 FUNCTIONS: dict[str, Callable[[Forward, dict], torch.Tensor]] = {
@@ -231,7 +264,7 @@ def build_terms(loss, *, trains: str, pipeline=None, classifier: nn.Module | Non
             if k not in args:
                 raise SettingError(f"loss {t.name} has no setting '{k}'",
                                    did_you_mean(k, args) or f"its settings are {', '.join(args)}")
-            args[k] = _name_arg(v) if k in ("on", "target", "layer") else v
+            args[k] = _name_arg(v) if k in ("on", "target", "layer", "kl") else v
         if not isinstance(t.weight, (int, float)) or t.weight != t.weight:
             raise SettingError(f"the weight of {t.name} must be a number")
         if t.name in ("l1", "mse"):
@@ -240,6 +273,9 @@ def build_terms(loss, *, trains: str, pipeline=None, classifier: nn.Module | Non
                                    "trains the classifier, which outputs logits",
                                    "give it a loss such as `loss = ce` (l1 is the default when a stage names none)")
             if args["on"] != "output":
+                if args["views"]:
+                    raise SettingError(f"{t.name}(views) compares the views of the defense's masks block; "
+                                       f"it takes no `on`", f"write {t.name}(views)")
                 _check_let(args["on"], pipeline)
         elif args["on"] not in ("input", "clean"):
             raise SettingError(f"{t.name}(on=...) is input or clean, got '{args['on']}'")
@@ -252,6 +288,9 @@ def build_terms(loss, *, trains: str, pipeline=None, classifier: nn.Module | Non
                 raise SettingError(f"the classifier has no layer '{args['layer']}'",
                                    did_you_mean(args["layer"], layers) or f"its layers: logits, {', '.join(layers)}")
         if t.name == "rep":
+            if args["kl"] not in KL_FORMS:
+                raise SettingError(f"rep(kl=...) is one of {', '.join(KL_FORMS)}, got '{args['kl']}'",
+                                   did_you_mean(args["kl"], KL_FORMS))
             for k, lo in (("eps", 0.0), ("steps", 1), ("step", 0.0)):
                 v = args[k]
                 if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo):

@@ -11,7 +11,11 @@
 it uses (that named sub-pipeline, shared weights and all), or `classifier`. `freeze = [name, ...]`
 holds lets (defense stages) or classifier modules such as `features` (classifier stages) out of
 the optimizer. The defense and every learnable variant are trained, each by the defense stages in
-order (a variant that lacks a stage's let skips that stage); `--only NAME` trains one of them.
+order (a variant that lacks a stage's let skips that stage; `only = [names]` / `skip = [names]`
+pick the pipelines a stage trains, e.g. a stage-1-only ablation); `--only NAME` trains one of them.
+`draws = step` gives the defense one random draw per training step (DIR's masks, drawn once per
+batch and reused by the adversarial inputs, the defended image and the losses); `call`, the
+default, draws afresh at every forward pass.
 Classifier stages run once, in the first pass, and later stages use the fine-tuned classifier.
 `chain = N` (or a list of N input pipelines, one a member) fine-tunes N classifiers in a row,
 each starting from the previous one's final weights (the first from the recipe's classifier);
@@ -170,8 +174,11 @@ def plan_units(recipe, *, ctx, compiled: dict, targets: list[str], compile_expr,
         _setting(recipe, s, "schedule", lambda: make_schedule(s.schedule, 1.0, 1, s.epochs))
         chain_members(recipe, s)
         if s.params != "classifier":
-            reasons = {t: defense_params(compiled[t], s, lets)[1] for t in targets}
-            if not targets or all(r is not None for r in reasons.values()):
+            chosen = [t for t in targets if s.selects(t)]
+            if targets and not chosen:  # only/skip leave this run's pipelines out (e.g. with --only)
+                continue
+            reasons = {t: defense_params(compiled[t], s, lets)[1] for t in chosen}
+            if not chosen or all(r is not None for r in reasons.values()):
                 why = reasons.get(targets[0]) if targets else \
                     ("the defense has no learnable weights" + (" (nor has any variant)" if recipe.variants else ""))
                 raise stage_error(recipe, s.name, "params", "E420",
@@ -193,7 +200,8 @@ def plan_units(recipe, *, ctx, compiled: dict, targets: list[str], compile_expr,
                 continue
             if target is None:
                 continue
-            why = defense_params(compiled[target], s, lets)[1]
+            why = defense_params(compiled[target], s, lets)[1] if s.selects(target) else \
+                (f"only = [{', '.join(s.only)}]" if s.only else f"skip = [{', '.join(s.skip)}]")
             if why is not None:
                 skipped.append({"target": target, "stage": s.name, "reason": why})
                 continue
