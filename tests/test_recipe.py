@@ -15,9 +15,11 @@ def test_shipped_recipes_load_compile_and_are_canonical(path):
     text = path.read_text()
     assert fif.format(text) == text, f"run: fif fmt {path}"
     r = fif.load_recipe(path)
-    for which in r.defenses():
-        p = r.compile(which)
-        assert p.output_shape == p.input_shape
+    from fif.recipe_models import check_recipe, compile_entry, is_model
+    check_recipe(r)                       # every entry and the model it is evaluated as
+    for which in r.defenses():            # a variant is a defense (image -> image) or a whole model
+        p = compile_entry(r, which)
+        assert is_model(p) or p.output_shape == p.input_shape
 
 
 def test_recipe_fields_are_read():

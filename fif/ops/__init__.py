@@ -3,5 +3,5 @@
     fif ops            # lists them with signatures and flags
 """
 
-from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, masks, quantize,  # noqa: F401
+from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, masks, nnjpeg, quantize,  # noqa: F401
                wavelet)
