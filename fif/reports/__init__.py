@@ -12,7 +12,7 @@ import importlib
 from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, ReportSpec, Step, Table, Verdict, pct  # noqa: F401
 
 # name -> module defining SPEC; modules load on first use.
-REPORTS: dict[str, str] = {"probe": "fif.reports.probe"}
+REPORTS: dict[str, str] = {"probe": "fif.reports.probe", "jpeg_ensemble": "fif.reports.jpeg_ensemble"}
 
 
 def get_report(name: str) -> ReportSpec:
