@@ -1,4 +1,4 @@
-"""The `fif` command line: compile, fmt, ops, train, eval, explain.
+"""The `fif` command line: compile, fmt, ops, search, train, eval, report, explain.
 
     fif compile -e 'dwt -> <HH,HL,LH: chancompress(1/6, noise), LL: downup> -> idwt' --input-shape 1,28,28
 
@@ -224,7 +224,9 @@ def _flag(v) -> str:
 def _add_run_commands():
     from .evaluate.command import eval_cmd
     from .reports.command import report_cmd
+    from .search.command import search_cmd
     from .train.command import train_cmd
+    main.add_command(search_cmd)
     main.add_command(train_cmd)
     main.add_command(eval_cmd)
     main.add_command(report_cmd)

@@ -24,10 +24,13 @@ class CompileEnv:
     """What a pipeline may refer to beyond its own text.
 
     classifier: (arch, width, classes) of the recipe's classifier, which the `classifier` op
-    builds (None outside a recipe). base: the folder that relative weight files are read from."""
+    builds (None outside a recipe). base: the folder that relative weight files are read from.
+    search: the recipe's table-search result that `nnjpeg(table=search)` reads (set by train and
+    eval; None where no run is known, e.g. `fif compile`)."""
 
     classifier: tuple[str, int | None, int] | None = None
     base: str | None = None
+    search: str | None = None
 
 
 NO_ENV = CompileEnv()

@@ -136,6 +136,28 @@ class StageSpec(_Model):
         return (not self.only or target in self.only) and target not in self.skip
 
 
+class SearchSpec(_Model):
+    """`search { ... }`: the table search (fif.search); defaults from fif.search.params."""
+
+    attack: AttackSpec = AttackSpec(name="fgsm")
+    eps: float = Field(0.1, gt=0, le=1)
+    images: int = Field(1000, ge=1)
+    adversarial: int = Field(200, ge=1)
+    source: Literal["holdout", "train"] = "holdout"
+    split: list[int] = Field(default_factory=lambda: list(_search_defaults()["split"]))
+    af: list[int] = Field(default_factory=lambda: list(_search_defaults()["af"]))
+    of: list[int] = Field(default_factory=lambda: list(_search_defaults()["of"]))
+    max_drop: float = Field(0.01, ge=0, le=1)
+    order: Literal["delta", "natural"] = "delta"
+    color: Literal["rgb", "ycbcr"] = "rgb"
+    batch: int = Field(500, ge=1)
+
+
+def _search_defaults() -> dict:
+    from .search.params import OF_STEPS, PAPER_AF, PAPER_SPLITS
+    return {"split": PAPER_SPLITS, "af": PAPER_AF, "of": OF_STEPS}
+
+
 class Recipe(_Model):
     """A validated recipe. `defense` and `variants` hold pipeline expressions (syntax nodes)."""
 
@@ -149,6 +171,7 @@ class Recipe(_Model):
     variants: dict[str, Any] = {}
     train: list[StageSpec] = []
     eval: EvalSpec = EvalSpec()
+    search: Optional[SearchSpec] = None
     program: Any = None
 
     def input_shape(self) -> tuple[int, int, int]:

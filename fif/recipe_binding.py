@@ -22,7 +22,7 @@ from .syntax import nodes as n
 
 THREATS = ("graybox", "whitebox", "adaptive", "transfer", "bpda", "known", "representation")
 TOP_FIELDS = ("data", "classifier", "defense", "model")
-SECTIONS = ("train", "eval", "variants")
+SECTIONS = ("search", "train", "eval", "variants")
 
 
 def eval_params() -> tuple[Param, ...]:
@@ -118,10 +118,10 @@ class Binder:
                 hint = did_you_mean(key, TOP_FIELDS)
                 defense_misspelt |= difflib.get_close_matches(key, TOP_FIELDS, 1, 0.6) == ["defense"]
                 self.error("E416", f"unknown recipe field '{key}'", e.name_span, hint=hint or
-                           "fields are data, classifier, defense, model; sections are train, eval, variants")
+                           "fields are data, classifier, defense, model; sections are search, train, eval, variants")
             elif isinstance(e, n.Section) and key not in SECTIONS:
                 self.error("E416", f"unknown recipe section '{key}'", e.name_span,
-                           hint=did_you_mean(key, SECTIONS) or "sections are train, eval, variants")
+                           hint=did_you_mean(key, SECTIONS) or "sections are search, train, eval, variants")
             elif key in seen:
                 self.error("E414", f"'{key}' is given twice in recipe '{r.name}'", e.name_span)
             else:
@@ -138,6 +138,8 @@ class Binder:
             fields["classifier"] = self.classifier(seen["classifier"].value)
         if "eval" in seen:
             fields["eval"] = self.eval(seen["eval"])
+        if "search" in seen:
+            fields["search"] = self.search(seen["search"])
         if "train" in seen:
             from .recipe_stages import bind_train
             fields["train"] = bind_train(self, seen["train"])
@@ -189,6 +191,25 @@ class Binder:
             out["attacks"] = [{"name": b.name, "params": b.args} for b in out["attacks"]]
         return out
 
+    def search(self, s: n.Section) -> dict:
+        """`search { attack = fgsm; eps = 0.1; split = [...]; af = [...]; of = [...] }` (fif.search)."""
+        from .attacks.params import NORMS
+        from .search.params import search_params
+        got = self.fields("search", search_params(), s.entries)
+        out = {k: thaw(v) for k, (v, _) in got.items()}
+        if "attack" in out:
+            bound = out["attack"]
+            if NORMS[bound.name] != "linf":
+                self.error("E226", f"{bound.name} is an {NORMS[bound.name]} attack; the search's eps is an L-inf "
+                           "budget", got["attack"][1].value.span, hint="use fgsm (the paper's), bim, pgd or mifgsm")
+            out["attack"] = {"name": bound.name, "params": bound.args}
+        images = out.get("images", 1000)
+        if out.get("adversarial", 200) > images and "adversarial" in got:
+            self.error("E415", f"adversarial = {out['adversarial']} examples are made from the benign images, but "
+                       f"there are only images = {images}", got["adversarial"][1].value.span,
+                       hint="ask for at most as many adversarial examples as benign images")
+        return out
+
     def variants(self, s: n.Section) -> dict:
         out = {}
         for e in s.entries:
@@ -226,11 +247,12 @@ def catalog() -> dict[str, dict[str, str]]:
     from .data.sources import SOURCES
     from .models.settings import CLASSIFIERS
     from .recipe_stages import stage_params
+    from .search.params import search_params
     from .train.inputs import INPUTS
     from .train.losses import LOSSES
     from .train.optim import OPTIMIZER_PARAMS, SCHEDULE_PARAMS
     families = {"data": SOURCES, "classifier": CLASSIFIERS, "attack": ATTACK_PARAMS,
                 "loss": LOSSES, "inputs": INPUTS, "optim": OPTIMIZER_PARAMS, "schedule": SCHEDULE_PARAMS,
-                "section": {"eval": eval_params(), "stage": stage_params()}}
+                "section": {"eval": eval_params(), "stage": stage_params(), "search": search_params()}}
     return {family: {name: signature(name, params) for name, params in entries.items()}
             for family, entries in families.items()}

@@ -26,14 +26,16 @@ DEFAULT_MODEL = n.Seq((n.Call("defense"), n.Call("classifier")))
 BASELINE_MODEL = n.Call("classifier")
 
 
-def compile_env(recipe, input_shape=None, classes: int | None = None):
-    """The recipe's compile environment: its classifier's arch, width and classes; its folder."""
+def compile_env(recipe, input_shape=None, classes: int | None = None, search=None):
+    """The recipe's compile environment: its classifier's arch, width and classes; its folder;
+    `search`, the table-search result `nnjpeg(table=search)` reads (train and eval set it)."""
     from .compiler import CompileEnv
     if classes is None:
         classes = data_info(recipe)[1]
     cs = recipe.classifier
     base = str(Path(recipe.file).parent) if recipe.file != "<string>" else None
-    return CompileEnv(classifier=(cs.arch, cs.width, int(classes)), base=base)
+    return CompileEnv(classifier=(cs.arch, cs.width, int(classes)), base=base,
+                      search=None if search is None else str(search))
 
 
 def data_info(recipe) -> tuple[tuple[int, int, int], int]:

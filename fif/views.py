@@ -18,18 +18,20 @@ from .build import OpNode, SeqNode, SharedNode
 from .kinds import LogitsKind
 from .ops.classifiers import CLASSIFIER_OPS
 from .registry import get_op
-from .run_context import DEPLOYED
+from .run_context import ATTACK
 
 
 class ClassifierView(nn.Module):
-    """A model's classifiers alone, run as deployed."""
+    """A model's classifiers alone. The output is the deployed one; gradients are the attack view's,
+    so a combination without a true gradient (`vote`, counting) passes its surrogate's (the mean
+    softmax) instead of zero: the gray-box attacker is blind to the transforms, not to the gradient."""
 
     def __init__(self, node: nn.Module, text: str):
         super().__init__()
         self.node, self.text = node, text
 
     def forward(self, x):
-        return self.node(x, DEPLOYED)
+        return self.node(x, ATTACK)
 
     def extra_repr(self):
         return self.text

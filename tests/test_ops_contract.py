@@ -52,6 +52,8 @@ SNIPPETS = {
     "jpeg": [("jpeg(50)", S1), ("jpeg(90)", S3), ("jpeg(20, subsample, bpda=cubic)", S3),
              ("jpeg(75, color=channels) -> smallcnn(classes=3, width=4)", (2, 12, 12))],
     "mean": [("mean { conv(2) | conv(2) -> conv(2) }", S1), ("mean { id | noise(0.1) }", S3)],
+    "nnjpeg": [("nnjpeg(70)", S1), ("nnjpeg(30, color=ycbcr, subsample=true, bpda=cubic)", S3),
+               ("nnjpeg(50, split=3, of=8, af=40, eight_bit=false, shift=0)", (2, 10, 13))],
     "median": [("median", S1), ("median(5) -> clamp(0, 0.5)", S3)],
     "noise": [("noise(0.1)", S1), ("noise(0.2, clip=false)", S3)],
     "quantize": [("quantize(0.1)", S1), ("quantize(1/4, round=false)", S3),

@@ -16,9 +16,11 @@ def test_shipped_recipes_load_compile_and_are_canonical(path):
     assert fif.format(text) == text, f"run: fif fmt {path}"
     from fif.recipe_models import compile_entry, is_model
     r = fif.load_recipe(path)
-    for which in r.defenses():
+    from fif.recipe_models import check_recipe, compile_entry, is_model
+    check_recipe(r)                       # every entry and the model it is evaluated as
+    for which in r.defenses():            # a variant is a defense (image -> image) or a whole model
         p = compile_entry(r, which)
-        assert p.output_shape == p.input_shape or is_model(p)  # a defense, or a whole model ending in logits
+        assert is_model(p) or p.output_shape == p.input_shape
 
 
 def test_recipe_fields_are_read():

@@ -5,11 +5,11 @@
 """
 
 __all__ = ["Dataset", "from_arrays", "mnist5k", "load_npz", "load_image_folder", "load_dataset",
-           "BUILTIN", "split", "batches", "Batches"]
+           "BUILTIN", "split", "holdout", "batches", "Batches"]
 
 _WHERE = {"Batches": "batching", "batches": "batching", "Dataset": "datasets", "from_arrays": "datasets",
           "BUILTIN": "sources", "load_dataset": "loaders", "load_image_folder": "loaders", "load_npz": "loaders",
-          "mnist5k": "loaders", "split": "splits"}
+          "mnist5k": "loaders", "split": "splits", "holdout": "splits"}
 
 
 def __getattr__(name):  # loaded on first use: binding a recipe's `data = ...` needs no torch

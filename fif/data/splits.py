@@ -30,8 +30,7 @@ def _apportion(total: int, sizes: list[int]) -> list[int]:
     return out
 
 
-def split(ds: Dataset, train: int = 4000, test: int = 1000, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Two disjoint, stratified, shuffled parts of `ds` with `train` and `test` samples."""
+def _indices(ds: Dataset, train: int, test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(ds)
     if train < 0 or test < 0:
         raise error("E405", f"split sizes must be >= 0, got train={train}, test={test}", file=ds.source)
@@ -52,5 +51,21 @@ def split(ds: Dataset, train: int = 4000, test: int = 1000, seed: int = 0) -> tu
         train_ix.append(chosen[q:])
     train_ix = rng.permutation(np.concatenate(train_ix)) if train_ix else np.zeros(0, np.int64)
     test_ix = rng.permutation(np.concatenate(test_ix)) if test_ix else np.zeros(0, np.int64)
-    return (ds.subset(torch.from_numpy(train_ix.astype(np.int64))),
-            ds.subset(torch.from_numpy(test_ix.astype(np.int64))))
+    return train_ix.astype(np.int64), test_ix.astype(np.int64)
+
+
+def split(ds: Dataset, train: int = 4000, test: int = 1000, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Two disjoint, stratified, shuffled parts of `ds` with `train` and `test` samples."""
+    train_ix, test_ix = _indices(ds, train, test, seed)
+    return ds.subset(torch.from_numpy(train_ix)), ds.subset(torch.from_numpy(test_ix))
+
+
+def holdout(ds: Dataset, train: int = 4000, test: int = 1000, seed: int = 0) -> Dataset:
+    """The samples of `ds` in neither part of split(ds, train, test, seed), shuffled (seeded): data
+    to tune a setting on without touching the training or the evaluated images."""
+    train_ix, test_ix = _indices(ds, train, test, seed)
+    used = np.zeros(len(ds), bool)
+    used[train_ix] = True
+    used[test_ix] = True
+    rest = np.random.default_rng([seed, 1]).permutation(np.flatnonzero(~used)).astype(np.int64)
+    return ds.subset(torch.from_numpy(rest))

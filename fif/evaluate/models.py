@@ -24,6 +24,7 @@ from torch import nn
 
 from ..build import OpNode
 from ..errors import FifError, diagnostic
+from ..syntax.printer import expr
 from ..recipe_models import compile_entry, compile_env, compile_model, is_model, load_entry_weights
 from ..views import ClassifierView, classifier_view
 
@@ -38,6 +39,7 @@ class Entry:
     model: nn.Module
     graybox: ClassifierView
     defense: nn.Module | None = None
+    text: str | None = None   # the entry's own expression, without the lets and defs in front
 
     @property
     def random(self) -> bool:
@@ -45,10 +47,11 @@ class Entry:
 
     @property
     def label(self) -> str:
-        """How tables name it: the source for the defense, `name: source` for a variant."""
+        """How tables name it: the expression for the defense, `name: expression` for a variant."""
+        shown = self.text or self.source
         if self.name in ("none", "defense", "model"):
-            return self.source if self.name != "none" else "none"
-        return f"{self.name}: {self.source}"
+            return shown if self.name != "none" else "none"
+        return f"{self.name}: {shown}"
 
 
 def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
@@ -62,7 +65,8 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
             from ..errors import did_you_mean
             raise FifError(diagnostic("E423", f"--only {want}: the recipe has no defense or variant named '{want}'",
                                       file=recipe.file, hint=did_you_mean(want, names) or f"choose from {', '.join(names)}"))
-    env = compile_env(recipe, shape, classifier.num_classes)
+    from ..search import search_result
+    env = compile_env(recipe, shape, classifier.num_classes, search=search_result(recipe, runs))
     weights: dict[str, str] = {}
     if tuned is not None:
         weights["classifier"] = str(tuned)
@@ -82,15 +86,12 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
         model = model.to(device).eval()
         view = classifier_view(model)
         defense = None if is_model(entry) else entry.to(device).eval()
-        entries[which] = Entry(which, _expression_text(recipe, which), model, view, defense)
+        entries[which] = Entry(which, entry.source.strip(), model, view, defense,
+                               text=expr(recipe.defenses()[which]))
+    if any(getattr(m, "op", None) == "nnjpeg" and m.inner.from_file == env.search
+           for e in entries.values() for m in e.model.modules()):
+        weights["search"] = env.search
     return entries, weights
-
-
-def _expression_text(recipe, which: str) -> str:
-    """How tables name an entry: its expression as written (`sl`, `bitdepth(4)`), without the
-    recipe's lets and defs, which the recipe file shows."""
-    from ..syntax.printer import expr
-    return expr(recipe.defenses()[which]).strip()
 
 
 class _Members:

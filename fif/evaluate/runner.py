@@ -153,8 +153,13 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
     rows += _sanity(setup, threats) if sanity else []
     for probe in probes or []:
         rows += _probe_rows(setup, probe, specs, eps, cache)
+    search = None
+    if "search" in setup.weights:  # the table search the entries' nnjpeg(table=search) read, for reports
+        import json
+        search = json.loads(Path(setup.weights["search"]).read_text(encoding="utf-8"))
     return {
         "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
+        **({"search": search} if search is not None else {}),
         "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
         "rows": rows, "warnings": masking_warnings(rows), "seconds": time.perf_counter() - start,
         "eot": setup.eot, "sources": {k: v.source for k, v in setup.entries.items()},

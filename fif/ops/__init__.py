@@ -4,4 +4,4 @@
 """
 
 from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, kpfilter, kpn, masks,  # noqa: F401
-               padding, quantize, vit, wavelet)
+               nnjpeg, padding, quantize, vit, wavelet)

@@ -57,6 +57,36 @@ def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
     return _mix(YCBCR_TO_RGB, ycc - offset)
 
 
+def code_blocks(comp: torch.Tensor, table, rnd, rnd_pixels, shift: float = 128.0) -> torch.Tensor:
+    """Encode and decode components [N, C, H, W] on the 8-bit scale with one 64-entry table:
+    level shift, 8x8 DCT, coefficients rounded to multiples of the table (`rnd`), inverse DCT,
+    samples rounded (`rnd_pixels`) and clipped to [0, 255]."""
+    q = torch.tensor(table, dtype=comp.dtype, device=comp.device)
+    c = dk.block_dct(comp - shift, 8)
+    c = rnd(c / q) * q
+    return rnd_pixels(dk.block_idct(c, 8, comp.shape[-2:]) + shift).clamp(0, 255)
+
+
+def codec(p: torch.Tensor, luma, chroma, *, ycbcr: bool, subsample: bool, rnd, rnd_pixels,
+          shift: float = 128.0) -> torch.Tensor:
+    """The JPEG round trip of an image p [N, C, H, W] on the 8-bit scale: every channel with the
+    `luma` table, or (ycbcr, 3 channels) Y with `luma` and Cb, Cr with `chroma`, optionally 4:2:0."""
+    if not ycbcr:
+        return code_blocks(p, luma, rnd, rnd_pixels, shift)
+    ycc = rnd_pixels(rgb_to_ycbcr(p)).clamp(0, 255)
+    y = code_blocks(ycc[:, :1], luma, rnd, rnd_pixels, shift)
+    cc = ycc[:, 1:]
+    if subsample:
+        H, W = cc.shape[-2:]
+        cc = F.pad(cc, (0, W % 2, 0, H % 2), mode="replicate")
+        cc = code_blocks(rnd_pixels(F.avg_pool2d(cc, 2)), chroma, rnd, rnd_pixels, shift)
+        cc = F.interpolate(cc, scale_factor=2, mode="bilinear", align_corners=False)
+        cc = rnd_pixels(cc[..., :H, :W])
+    else:
+        cc = code_blocks(cc, chroma, rnd, rnd_pixels, shift)
+    return rnd_pixels(ycbcr_to_rgb(torch.cat([y, cc], 1))).clamp(0, 255)
+
+
 class JPEG(nn.Module):
     def __init__(self, quality: int, ycbcr: bool, subsample: bool, bpda: str):
         super().__init__()
@@ -74,28 +104,8 @@ class JPEG(nn.Module):
 
     def code(self, x, rnd, rnd_input):
         p = rnd_input(x.clamp(0, 1) * 255)
-        if not self.ycbcr:
-            return self._blocks(p, self.luma, rnd) / 255
-        ycc = rnd(rgb_to_ycbcr(p)).clamp(0, 255)
-        y = self._blocks(ycc[:, :1], self.luma, rnd)
-        cc = ycc[:, 1:]
-        if self.subsample:
-            H, W = cc.shape[-2:]
-            cc = F.pad(cc, (0, W % 2, 0, H % 2), mode="replicate")
-            cc = self._blocks(rnd(F.avg_pool2d(cc, 2)), self.chroma, rnd)
-            cc = F.interpolate(cc, scale_factor=2, mode="bilinear", align_corners=False)
-            cc = rnd(cc[..., :H, :W])
-        else:
-            cc = self._blocks(cc, self.chroma, rnd)
-        return rnd(ycbcr_to_rgb(torch.cat([y, cc], 1))).clamp(0, 255) / 255
-
-    @staticmethod
-    def _blocks(comp, table, rnd):
-        """Encode and decode 8-bit components [N, C, H, W] with one table: DCT, quantize, inverse."""
-        q = torch.tensor(table, dtype=comp.dtype, device=comp.device)
-        c = dk.block_dct(comp - 128, 8)
-        c = rnd(c / q) * q
-        return rnd(dk.block_idct(c, 8, comp.shape[-2:]) + 128).clamp(0, 255)
+        return codec(p, self.luma, self.chroma, ycbcr=self.ycbcr, subsample=self.subsample,
+                     rnd=rnd, rnd_pixels=rnd) / 255
 
     def extra_repr(self):
         return (f"quality={self.quality}, ycbcr={self.ycbcr}, subsample={self.subsample}, "

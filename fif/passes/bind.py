@@ -17,6 +17,7 @@ from ..errors import DiagnosticSink, did_you_mean
 from ..registry import Catalog, Param, type_parts
 from ..syntax import nodes as n
 from ..syntax.printer import expr as show
+from .substitute import expand_items
 
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
@@ -210,13 +211,16 @@ def convert(p: Param, value, sink: DiagnosticSink):
     several perhaps, are already in `sink`). Lists come back as tuples."""
     scalar, item = type_parts(p.type)
     if item is not None and isinstance(value, n.ListLit):
-        if p.size is not None and len(value.items) != p.size:
-            raise _Bad("E223", f"'{p.name}' takes a list of {p.size}, got {len(value.items)} item(s)",
+        items, err = expand_items(value.items)  # `[for q in [90, 80]: jpeg(q)]` is two items
+        if err is not None:
+            raise _Bad(*err)
+        if p.size is not None and len(items) != p.size:
+            raise _Bad("E223", f"'{p.name}' takes a list of {p.size}, got {len(items)} item(s)",
                        value.span)
-        if scalar == item and not value.items:
+        if scalar == item and not items:
             raise _Bad("E223", f"'{p.name}' needs at least one value", value.span)
         one, out, failed = _scalar(p, item), [], False
-        for v in value.items:  # every bad item is reported
+        for v in items:  # every bad item is reported
             try:
                 out.append(convert_scalar(one, v, sink))
             except _Bad as b:

@@ -16,8 +16,8 @@ from ..syntax import nodes as n
 from ..syntax.printer import expr as show
 from .bind import bind_args
 from .limits import StageBudget
+from .substitute import expand_for, substitute
 from .resolve import Scope
-from .substitute import substitute
 
 
 @dataclass
@@ -241,13 +241,13 @@ def _expand_branches(block: n.Block, env: Env):
         if not isinstance(b, n.ForBranch):
             out.append(b)
             continue
-        if not isinstance(b.iterable, n.ListLit) or not b.iterable.items:
-            env.sink.add("E232", f"'for {b.var} in ...' needs a non-empty list, got {show(b.iterable)}",
-                         b.iterable.span, hint=f"write for {b.var} in [1, 2, 3]: ...")
+        got, err = expand_for(b)
+        if err is not None:
+            code, message, span, hint = err
+            env.sink.add(code, message, span, hint=hint)
             ok = False
             continue
-        for item in b.iterable.items:
-            out.append(substitute(b.body, {b.var: item}))
+        out += got
     return out if ok else None
 
 

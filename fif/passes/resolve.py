@@ -57,7 +57,7 @@ def stage_calls(expr, params: frozenset = frozenset()):
         yield expr.call, True
         for b in expr.branches:
             if isinstance(b, n.ForBranch):
-                yield from stage_calls(b.body, params | {b.var})
+                yield from stage_calls(b.body, params | set(b.names))
             else:
                 yield from stage_calls(b, params)
     elif isinstance(expr, n.Seq):
@@ -78,7 +78,7 @@ def named(expr, params: frozenset = frozenset()):
             yield from named(a.value, params)
     elif isinstance(expr, n.ForBranch):
         yield from named(expr.iterable, params)
-        yield from named(expr.body, params | {expr.var})
+        yield from named(expr.body, params | set(expr.names))
     elif isinstance(expr, n.Block):
         yield from named(expr.call, params)
         for b in expr.branches:

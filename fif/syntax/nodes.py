@@ -71,13 +71,20 @@ class Call:
 
 @dataclass(frozen=True)
 class ForBranch:
-    """`for q in [90, 70]: jpeg(q) -> smallcnn`: one branch per list item."""
+    """`for q in [90, 70]: jpeg(q) -> smallcnn`: one branch (in a block) or one item (in a list)
+    per list item. `more` holds further names: `for q, m in [[90, 1], [70, 3]]: ...` takes each
+    item apart, so every item must be a list of len(names) values."""
 
     var: str
     iterable: "Expr"
     body: "Expr"
     span: Span = _span()
     var_span: Span = _span()
+    more: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.var,) + self.more
 
 
 Branch = Union["Expr", ForBranch]

@@ -109,7 +109,14 @@ class _Build(Transformer_NonRecursive):
         return ch[0]
 
     def for_branch(self, meta, ch):
-        return n.ForBranch(str(ch[0]), ch[1], ch[2], _span(meta), _span(ch[0]))
+        names = ch[0]
+        return n.ForBranch(str(names[0]), ch[1], ch[2], _span(meta), _span(names[0]),
+                           tuple(str(t) for t in names[1:]))
+
+    for_item = for_branch
+
+    def for_names(self, meta, ch):
+        return tuple(ch)
 
     def partmap(self, meta, ch):
         return n.PartMap(tuple(c for c in ch if c is not None), _span(meta))

@@ -57,7 +57,7 @@ def expr(node) -> str:
     if isinstance(node, n.String):
         return json.dumps(node.value, ensure_ascii=False)
     if isinstance(node, n.ListLit):
-        return "[" + ", ".join(expr(i) for i in node.items) + "]"
+        return "[" + ", ".join(_branch(i) for i in node.items) + "]"
     if isinstance(node, n.Call):
         if not node.args:
             return node.name
@@ -83,7 +83,7 @@ def _arg(a: n.Arg) -> str:
 
 def _branch(b) -> str:
     if isinstance(b, n.ForBranch):
-        return f"for {b.var} in {expr(b.iterable)}: {expr(b.body)}"
+        return f"for {', '.join(b.names)} in {expr(b.iterable)}: {expr(b.body)}"
     return expr(b)
 
 
@@ -98,7 +98,7 @@ def _value(node, lead: str, indent: str) -> list[str]:
         return [one]
     if isinstance(node, n.ListLit) and node.items:
         inner = indent + INDENT
-        return [lead + "["] + [f"{inner}{expr(i)}," for i in node.items] + [indent + "]"]
+        return [lead + "["] + [f"{inner}{_branch(i)}," for i in node.items] + [indent + "]"]
     if not isinstance(node, n.Seq):
         return [one]
     steps = [_wrap(s, _PREC_UNARY) for s in node.steps]

@@ -29,6 +29,7 @@ import torch
 from ..errors import FifError, diagnostic
 from ..models import atomic_write_json
 from ..recipe_models import compile_entry, compile_env, is_model
+from ..search import RESULT
 from .checkpoint import Checkpoint, save_checkpoint, save_module, save_pipeline
 from .context import Context, check_device, derive_seed
 from .loop import UnitState, finite_weights, train_unit
@@ -100,7 +101,9 @@ class Run:
             raise unknown_pipeline(recipe, only)
         selected = [only] if only is not None else names
         self.compiled = {}
-        self.env = compile_env(recipe, self.ctx.input_shape, self.ctx.train_ds.num_classes)
+        # nnjpeg(table=search) reads the table search beside the train folder (runs/<recipe>/search)
+        self.env = compile_env(recipe, self.ctx.input_shape, self.ctx.train_ds.num_classes,
+                               search=out.parent / "search" / RESULT)
         for name in dict.fromkeys(selected + (["defense"] if "defense" in names else [])):
             torch.manual_seed(derive_seed(seed, "init", name))
             pipeline = compile_entry(recipe, name, self.ctx.input_shape, self.env)
