@@ -62,25 +62,6 @@ def test_the_ensemble_is_the_mean_of_its_members_softmaxes(tmp_path):
         torch.testing.assert_close(model(x).exp(), probs.mean(0))
 
 
-def test_vote_of_five_breaks_a_two_two_tie_by_the_mean_softmax():
-    from fif.ops.blocks import Vote
-    from fif.run_context import DEPLOYED
-
-    class Fixed(torch.nn.Module):
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = torch.tensor(logits)
-
-        def forward(self, x, ctx=None):
-            return self.logits.expand(x.shape[0], -1)
-
-    x = torch.zeros(1, 1, 4, 4)
-    # class 0 and class 1 have two votes each; the class-1 voters are surer, so 1 wins
-    v = Vote([Fixed([2.0, 0.0, 0.0]), Fixed([2.0, 1.9, 0.0]), Fixed([0.0, 6.0, 0.0]), Fixed([0.0, 6.0, 0.0]),
-              Fixed([0.0, 0.0, 1.0])])
-    assert v(x, DEPLOYED).argmax(-1).item() == 1
-
-
 def test_the_graybox_view_of_a_vote_has_the_mean_softmax_gradient():
     """Counting has no gradient; the gray-box attacker gets the vote's surrogate (the mean), so a
     gray-box attack on a voted ensemble is not masked."""

@@ -30,26 +30,31 @@ def test_mean_of_logits_is_the_mean_of_softmaxes():
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(5))
 
 
+class FixedLogits(torch.nn.Module):
+    """A branch that answers the same logits for every image."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.tensor(logits)
+
+    def forward(self, x, ctx=None):
+        return self.logits.expand(x.shape[0], -1)
+
+
 def test_vote_is_the_majority_and_ties_go_to_the_higher_mean_softmax():
     from fif.ops.blocks import Vote
     from fif.run_context import DEPLOYED
-
-    class Fixed(torch.nn.Module):
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = torch.tensor(logits)
-
-        def forward(self, x, ctx=None):
-            return self.logits.expand(x.shape[0], -1)
-
     x = torch.zeros(1, 1, 4, 4)
     # two votes for class 0 beat one very confident vote for class 2
-    v = Vote([Fixed([3.0, 0.0, 0.0]), Fixed([2.0, 1.9, 0.0]), Fixed([0.0, 0.0, 9.0])])
+    v = Vote([FixedLogits([3.0, 0.0, 0.0]), FixedLogits([2.0, 1.9, 0.0]), FixedLogits([0.0, 0.0, 9.0])])
     assert v(x, DEPLOYED).argmax(-1).item() == 0
     # one vote each for 0 and 1: the mean softmax decides (class 1 is the more confident)
-    v = Vote([Fixed([1.0, 0.0, 0.0]), Fixed([0.0, 5.0, 0.0])])
+    v = Vote([FixedLogits([1.0, 0.0, 0.0]), FixedLogits([0.0, 5.0, 0.0])])
     assert v(x, DEPLOYED).argmax(-1).item() == 1
-
+    # five voters, a two-two tie between 0 and 1: the class-1 voters are surer, so 1 wins
+    v = Vote([FixedLogits([2.0, 0.0, 0.0]), FixedLogits([2.0, 1.9, 0.0]), FixedLogits([0.0, 6.0, 0.0]),
+              FixedLogits([0.0, 6.0, 0.0]), FixedLogits([0.0, 0.0, 1.0])])
+    assert v(x, DEPLOYED).argmax(-1).item() == 1
 
 def test_vote_has_no_true_gradient_and_the_attack_view_passes_the_mean():
     p = fif.compile("vote { smallcnn(width=4) | noise(0.1) -> smallcnn(width=4) }").eval()
