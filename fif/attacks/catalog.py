@@ -83,7 +83,7 @@ ATTACKS: dict[str, AttackInfo] = {
         _info("apgd", _apgd, "linf",
               "Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
               "parameter-free attacks, ICML 2020",
-              "APGD-CE/DLR: momentum PGD with checkpointed step-size halving (AutoAttack)"),
+              "APGD-CE/DLR: momentum PGD with checkpointed step-size halving; targets=k is APGD-T"),
     ]
 }
 

@@ -49,9 +49,9 @@ DEEPFOOL = (steps_param(50), Param("overshoot", "float", 0.02, low=0.0, doc="how
 
 APGD = (steps_param(100), Param("restarts", "int", 1, low=1, doc="runs from fresh random starts"),
         loss_param(("ce", "dlr")),
+        Param("targets", "int", 0, low=0, doc="0: untargeted; k: APGD-T towards each of the k highest other classes"),
         Param("rho", "float", 0.75, low=0.0, high=1.0, doc="success fraction below which the step halves"),
         Param("alpha", "float", 0.75, low=0.0, high=1.0, low_open=True, doc="momentum weight"), EOT)
-
 
 BY_NAME: dict[str, tuple[Param, ...]] = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "mifgsm": MIFGSM, "cw": CW,
                                         "deepfool": DEEPFOOL, "apgd": APGD}
