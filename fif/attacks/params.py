@@ -53,7 +53,16 @@ APGD = (steps_param(100), Param("restarts", "int", 1, low=1, doc="runs from fres
         Param("rho", "float", 0.75, low=0.0, high=1.0, doc="success fraction below which the step halves"),
         Param("alpha", "float", 0.75, low=0.0, high=1.0, low_open=True, doc="momentum weight"), EOT)
 
+SCORE_EOT = Param("eot", "int", 1, low=1,
+                  doc="score averaged over this many random draws per query, in one batched pass")
+P_INIT = Param("p_init", "float", 0.8, low=0.0, high=1.0, low_open=True,
+               doc="fraction of the image the first squares cover (then halved on a schedule)")
+
+SQUARE = (Param("queries", "int", 1000, low=1, doc="model queries per sample, the stripe start included"),
+          P_INIT, SCORE_EOT)
+
+
 BY_NAME: dict[str, tuple[Param, ...]] = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "mifgsm": MIFGSM, "cw": CW,
-                                        "deepfool": DEEPFOOL, "apgd": APGD}
+                                        "deepfool": DEEPFOOL, "apgd": APGD, "square": SQUARE}
 ATTACK_CATALOG = Catalog("attack", lambda: BY_NAME, code="E251")
 NORMS: dict[str, str] = {name: ("l2" if name == "cw" else "linf") for name in BY_NAME}
