@@ -13,14 +13,14 @@ from fif.errors import FifError
 
 from attack_models import Counting, Noisy, TinyCNN, accuracy, trained_mnist
 
-NAMES = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square"]
+NAMES = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "autoattack"]
 LINF = [n for n in NAMES if ATTACKS[n].norm == "linf"]
 
 # Cheap settings for contract tests (a handful of steps on a small batch).
 SMALL = {
     "fgsm": {}, "bim": dict(steps=5), "pgd": dict(steps=5), "mifgsm": dict(steps=5),
     "cw": dict(steps=10, binary_steps=2, lr=0.1), "deepfool": dict(steps=5), "apgd": dict(steps=10),
-    "square": dict(queries=20),
+    "square": dict(queries=20), "autoattack": dict(steps=5, targets=2, queries=20),
 }
 # Settings for the strength test on 200 test images (eps 0.3 for L-inf; C&W unbounded), and the
 # highest robust accuracy each is allowed to leave on the plain CNN (clean accuracy is > 0.9).
@@ -32,6 +32,7 @@ STRONG = {
     "apgd": (dict(eps=0.3, steps=25), 0.05),
     "deepfool": (dict(eps=0.3), 0.1),
     "square": (dict(eps=0.3, queries=300), 0.05),
+    "autoattack": (dict(eps=0.3, steps=10, targets=2, queries=100), 0.05),
     # tanh-space Adam barely moves saturated (0 or 1) MNIST pixels at lr=0.01 (see cw's docstring),
     # so the test uses a larger learning rate and a larger initial c to keep the test short.
     "cw": (dict(eps=None, c=10.0, lr=0.1, steps=30, binary_steps=2), 0.3),

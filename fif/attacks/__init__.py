@@ -16,11 +16,11 @@ themselves (and torch) load on first use.
 
 from .params import ATTACK_CATALOG, NORMS  # noqa: F401  (torch-free)
 
-__all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "ATTACKS", "AttackInfo",
-           "ATTACK_CATALOG", "NORMS", "get_attack", "loss_grad", "seeded"]
+__all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "autoattack", "ATTACKS",
+           "AttackInfo", "ATTACK_CATALOG", "NORMS", "get_attack", "loss_grad", "seeded"]
 
 _WHERE = {"fgsm": "fgsm", "bim": "bim", "pgd": "pgd", "mifgsm": "mifgsm", "cw": "cw", "deepfool": "deepfool",
-          "apgd": "apgd", "square": "square", "ATTACKS": "catalog",
+          "apgd": "apgd", "square": "square", "autoattack": "autoattack", "ATTACKS": "catalog",
           "AttackInfo": "catalog", "get_attack": "catalog", "loss_grad": "_common", "seeded": "_common"}
 
 

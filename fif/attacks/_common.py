@@ -132,6 +132,13 @@ def check_loss(loss, *, who: str, allowed=LOSSES) -> str:
     return loss
 
 
+def check_choice(value, allowed, *, who: str, name: str) -> str:
+    if value not in allowed:
+        raise bad(f"{who}: {name} must be one of {', '.join(allowed)}, got {value!r}",
+                  hint=did_you_mean(str(value), allowed))
+    return value
+
+
 def check_seed(seed, *, who: str):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise bad(f"{who}: seed must be an integer or None, got {seed!r}")

@@ -61,8 +61,17 @@ P_INIT = Param("p_init", "float", 0.8, low=0.0, high=1.0, low_open=True,
 SQUARE = (Param("queries", "int", 1000, low=1, doc="model queries per sample, the stripe start included"),
           P_INIT, SCORE_EOT)
 
+AUTOATTACK = (Param("version", "choice", "standard", choices=("standard", "rand"),
+                    doc="standard: APGD-CE, APGD-T (DLR), Square; rand: APGD-CE, APGD-DLR (random defenses)"),
+              steps_param(100, "APGD iterations per run"),
+              Param("restarts", "int", 1, low=1, doc="APGD runs per component (per target for APGD-T)"),
+              Param("targets", "int", 3, low=0, doc="APGD-T's target classes (at most K - 1 used); 0 leaves it out"),
+              Param("queries", "int", 1000, low=0, doc="Square's queries per sample; 0 leaves it out"),
+              P_INIT, Param("eot", "int", 1, low=1, doc="random draws averaged per gradient or query"))
+
 
 BY_NAME: dict[str, tuple[Param, ...]] = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "mifgsm": MIFGSM, "cw": CW,
-                                        "deepfool": DEEPFOOL, "apgd": APGD, "square": SQUARE}
+                                        "deepfool": DEEPFOOL, "apgd": APGD, "square": SQUARE,
+                                        "autoattack": AUTOATTACK}
 ATTACK_CATALOG = Catalog("attack", lambda: BY_NAME, code="E251")
 NORMS: dict[str, str] = {name: ("l2" if name == "cw" else "linf") for name in BY_NAME}
