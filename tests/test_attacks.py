@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import fif.attacks as attacks
@@ -15,14 +11,16 @@ from fif.attacks import ATTACKS, get_attack, loss_grad
 from fif.attacks.apgd import apgd_checkpoints
 from fif.errors import FifError
 
-DATA = Path(__file__).parents[1] / "fif/data/mnist5k.npz"
-NAMES = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd"]
+from attack_models import Counting, Noisy, TinyCNN, accuracy, trained_mnist
+
+NAMES = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "autoattack"]
 LINF = [n for n in NAMES if ATTACKS[n].norm == "linf"]
 
 # Cheap settings for contract tests (a handful of steps on a small batch).
 SMALL = {
     "fgsm": {}, "bim": dict(steps=5), "pgd": dict(steps=5), "mifgsm": dict(steps=5),
     "cw": dict(steps=10, binary_steps=2, lr=0.1), "deepfool": dict(steps=5), "apgd": dict(steps=10),
+    "square": dict(queries=20), "autoattack": dict(steps=5, targets=2, queries=20),
 }
 # Settings for the strength test on 200 test images (eps 0.3 for L-inf; C&W unbounded), and the
 # highest robust accuracy each is allowed to leave on the plain CNN (clean accuracy is > 0.9).
@@ -33,6 +31,8 @@ STRONG = {
     "mifgsm": (dict(eps=0.3), 0.1),
     "apgd": (dict(eps=0.3, steps=25), 0.05),
     "deepfool": (dict(eps=0.3), 0.1),
+    "square": (dict(eps=0.3, queries=300), 0.05),
+    "autoattack": (dict(eps=0.3, steps=10, targets=2, queries=100), 0.05),
     # tanh-space Adam barely moves saturated (0 or 1) MNIST pixels at lr=0.01 (see cw's docstring),
     # so the test uses a larger learning rate and a larger initial c to keep the test short.
     "cw": (dict(eps=None, c=10.0, lr=0.1, steps=30, binary_steps=2), 0.3),
@@ -41,42 +41,6 @@ STRONG = {
 
 def small_eps(name: str) -> float:
     return 1.0 if ATTACKS[name].norm == "l2" else 0.1
-
-
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 16, 3, stride=2)
-        self.c2 = nn.Conv2d(16, 32, 3, stride=2)
-        self.fc = nn.Linear(32 * 6 * 6, 10)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.c2(F.relu(self.c1(x)))).flatten(1))
-
-
-class Noisy(nn.Module):
-    """Adds Gaussian noise to its input, fresh per call and per image (a randomised defense)."""
-
-    def __init__(self, base: nn.Module, sigma: float = 0.2):
-        super().__init__()
-        self.base, self.sigma = base, sigma
-        self.fixed_noise: torch.Tensor | None = None
-
-    def forward(self, x):
-        noise = self.fixed_noise if self.fixed_noise is not None else torch.randn_like(x)
-        return self.base(x + self.sigma * noise)
-
-
-class Counting(nn.Module):
-    """Records the batch size of every forward call."""
-
-    def __init__(self, base):
-        super().__init__()
-        self.base, self.calls = base, []
-
-    def forward(self, x):
-        self.calls.append(x.shape[0])
-        return self.base(x)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,34 +56,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def mnist():
     """A tiny CNN trained for 2 epochs on 3000 shipped MNIST digits; 200 held-out test images."""
-    data = np.load(DATA)
-    perm = np.random.default_rng(0).permutation(len(data["labels"]))
-    x = torch.from_numpy(data["images"][perm]).float().unsqueeze(1) / 255
-    y = torch.from_numpy(data["labels"][perm]).long()
-    x_train, y_train, x_test, y_test = x[:3000], y[:3000], x[3000:3200], y[3000:3200]
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = TinyCNN()
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for _ in range(2):
-            order = torch.randperm(len(y_train))
-            for i in range(0, len(order), 50):
-                b = order[i:i + 50]
-                loss = F.cross_entropy(model(x_train[b]), y_train[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    clean = accuracy(model, x_test, y_test)
-    assert clean > 0.9, f"fixture model too weak: {clean:.3f}"
-    return {"model": model, "x": x_test, "y": y_test, "clean": clean}
-
-
-def accuracy(model, x, y) -> float:
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
+    return trained_mnist()
 
 
 @pytest.fixture(scope="module")

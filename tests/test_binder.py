@@ -41,6 +41,10 @@ CASES = [
     ("attack-unknown", "EVAL", "attacks = [fgsm, pgdd]", "E251", 7, 27),
     ("attack-seed-is-fifs", "EVAL", "attacks = [pgd(seed=3)]", "E221", 7, 25),
     ("attack-too-many", "EVAL", "attacks = [fgsm(true, 1, 2)]", "E220", 7, 35),
+    ("square-unknown-param", "EVAL", "attacks = [square(querys=500)]", "E221", 7, 28),
+    ("autoattack-unknown-param", "EVAL", "attacks = [square(queries=500), autoattack(stpes=5)]", "E221", 7, 53),
+    ("autoattack-version", "EVAL", "attacks = [autoattack(version=fast)]", "E226", 7, 40),
+    ("square-p-init-range", "EVAL", "attacks = [square(p_init=0)]", "E224", 7, 35),
     ("eval-unknown", "EVAL", "attack = [fgsm]", "E221", 7, 10),
     ("eval-eps-range", "EVAL", "eps = [0.1, 1.5]", "E224", 7, 22),
     ("eval-eps-empty", "EVAL", "eps = []", "E223", 7, 16),
@@ -192,6 +196,14 @@ BOUND = """recipe bound {
   eval { attacks = pgd(steps=20, step=1/50); eps = 0.1; threat = adaptive; l2_eps = 2 }
 }
 """
+
+
+def test_square_and_autoattack_bind_in_a_recipe():
+    r = recipe_from_text(_recipe("EVAL", "attacks = [square(queries=500), autoattack, apgd(loss=dlr, targets=3)]"))
+    assert [s.label() for s in r.eval.attacks] == ["square(queries=500)", "autoattack", "apgd(loss=dlr, targets=3)"]
+    with pytest.raises(fif.FifError) as e:
+        recipe_from_text(_recipe("EVAL", "attacks = [square(querys=500)]"), "r.fif")
+    assert e.value.hint == "did you mean 'queries'?"
 
 
 def test_bound_values_are_what_train_and_eval_get():

@@ -5,8 +5,9 @@
 
 Every attack takes (model, x [N,C,H,W] in [0,1], y [N] int64, eps, *, ..., eot=1, seed=None) and
 returns a detached x_adv with x's dtype and device, inside [0, 1] and inside the budget (L-inf unless
-`ATTACKS[name].norm` says "l2"). `eot` averages gradients over random draws of the model in one
-batched forward pass; `seed` makes a run reproducible without touching the caller's RNG.
+`ATTACKS[name].norm` says "l2"). `eot` averages gradients (scores, for the gradient-free `square`)
+over random draws of the model in one batched forward pass; `seed` makes a run reproducible
+without touching the caller's RNG.
 Bad arguments raise FifError E250, bad inputs (NaN, outside [0, 1]) E502, unknown names E251.
 Each attack declares the parameters a recipe may set (fif.attacks.params, torch-free); recipes bind
 them when loaded, `eval { attacks = [pgd(steps=40)] }`, so a typo is an E2xx there. The attacks
@@ -15,12 +16,12 @@ themselves (and torch) load on first use.
 
 from .params import ATTACK_CATALOG, NORMS  # noqa: F401  (torch-free)
 
-__all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "ATTACKS", "AttackInfo",
-           "ATTACK_CATALOG", "NORMS", "get_attack", "loss_grad", "seeded"]
+__all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "autoattack", "ATTACKS",
+           "AttackInfo", "ATTACK_CATALOG", "NORMS", "get_attack", "loss_grad", "seeded"]
 
 _WHERE = {"fgsm": "fgsm", "bim": "bim", "pgd": "pgd", "mifgsm": "mifgsm", "cw": "cw", "deepfool": "deepfool",
-          "apgd": "apgd", "ATTACKS": "catalog", "AttackInfo": "catalog", "get_attack": "catalog",
-          "loss_grad": "_common", "seeded": "_common"}
+          "apgd": "apgd", "square": "square", "autoattack": "autoattack", "ATTACKS": "catalog",
+          "AttackInfo": "catalog", "get_attack": "catalog", "loss_grad": "_common", "seeded": "_common"}
 
 
 def __getattr__(name):

@@ -132,6 +132,13 @@ def check_loss(loss, *, who: str, allowed=LOSSES) -> str:
     return loss
 
 
+def check_choice(value, allowed, *, who: str, name: str) -> str:
+    if value not in allowed:
+        raise bad(f"{who}: {name} must be one of {', '.join(allowed)}, got {value!r}",
+                  hint=did_you_mean(str(value), allowed))
+    return value
+
+
 def check_seed(seed, *, who: str):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise bad(f"{who}: seed must be an integer or None, got {seed!r}")
@@ -233,13 +240,20 @@ def margin_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _other_max(logits, y) - logits.gather(1, y[:, None]).squeeze(1)
 
 
-def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, targeted: bool) -> torch.Tensor:
+def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, targeted: bool,
+                    target: torch.Tensor | None = None) -> torch.Tensor:
     """The attacker's objective per sample, shape [N].
 
     ce: cross-entropy of y; margin: max_{j!=y} z_j - z_y (the C&W margin);
     dlr: -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3 + 1e-12), the Difference of Logits Ratio of
     Croce & Hein 2020 (pi sorts the logits in decreasing order). Targeted: the negation.
+
+    With `target` ([N] classes, each != y) `y` stays the true label and the loss moves towards the
+    target, as APGD-T does: ce: -CE(target); margin: z_t - z_y; dlr: the targeted DLR of Croce &
+    Hein, (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12) (needs K >= 4).
     """
+    if target is not None:
+        return targeted_loss(logits, y, target, loss)
     if loss == "ce":
         value = F.cross_entropy(logits, y, reduction="none")
     elif loss == "margin":
@@ -252,6 +266,25 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, targeted: 
     return -value if targeted else value
 
 
+def targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    """The loss towards `target` away from the true label `y`, per sample (see per_sample_loss)."""
+    if loss == "ce":
+        return -F.cross_entropy(logits, target, reduction="none")
+    gap = logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
+    if loss == "margin":
+        return gap
+    if loss == "dlr":
+        top = logits.topk(4, dim=1).values
+        return gap / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+    raise bad(f"unknown loss {loss!r}")  # pragma: no cover - checked by callers
+
+
+def top_other_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The k classes with the highest logits other than y, best first, per sample: [N, k]."""
+    mask = F.one_hot(y, logits.shape[1]).bool()
+    return logits.masked_fill(mask, float("-inf")).topk(k, dim=1).indices
+
+
 def forward_logits(model, x: torch.Tensor, n_expected: int, who: str) -> torch.Tensor:
     """model(x), checked to be logits [n_expected, K] (E250 otherwise)."""
     logits = model(x)
@@ -262,17 +295,19 @@ def forward_logits(model, x: torch.Tensor, n_expected: int, who: str) -> torch.T
     return logits
 
 
-def check_classes(model_logits_k: int, y: torch.Tensor, loss: str, *, who: str):
+def check_classes(model_logits_k: int, y: torch.Tensor, loss: str, *, who: str, targeted_dlr: bool = False):
     if bool((y >= model_logits_k).any()):
         raise bad(f"{who}: label {int(y.max())} is out of range for a model with "
                   f"{model_logits_k} classes")
-    if loss == "dlr" and model_logits_k < 3:
-        raise bad(f"{who}: the dlr loss needs at least 3 classes, the model has {model_logits_k}",
-                  hint="use loss='ce' or loss='margin'")
+    need = 4 if targeted_dlr else 3
+    if loss == "dlr" and model_logits_k < need:
+        raise bad(f"{who}: the {'targeted ' if targeted_dlr else ''}dlr loss needs at least {need} classes, "
+                  f"the model has {model_logits_k}",
+                  hint="use loss='ce'" if targeted_dlr else "use loss='ce' or loss='margin'")
 
 
 def loss_grad(model: Callable, x: torch.Tensor, y: torch.Tensor, loss: str = "ce", targeted: bool = False,
-              eot: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              eot: int = 1, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss, input gradient and logits, each averaged over `eot` random draws of the model.
 
     EOT (expectation over transformation, Athalye et al. 2018) is done in ONE batched forward pass:
@@ -287,6 +322,8 @@ def loss_grad(model: Callable, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
         loss: "ce" | "margin" | "dlr" (see `per_sample_loss`); always to be maximised.
         targeted: negate the loss so ascending it moves predictions towards `y`.
         eot: number of draws, >= 1. Memory grows linearly with eot * N.
+        target: [N] classes to move towards while `y` stays the true label (APGD-T's losses, see
+            `per_sample_loss`); `targeted` is then ignored.
 
     Returns:
         (loss [N], grad [N, C, H, W], logits [N, K]), all detached; loss and logits are the
@@ -301,8 +338,8 @@ def loss_grad(model: Callable, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
     yr = y.repeat(eot)
     with torch.enable_grad():
         logits = forward_logits(model, xr, n * eot, "loss_grad")
-        check_classes(logits.shape[1], y, loss, who="loss_grad")
-        per = per_sample_loss(logits, yr, loss, targeted)
+        check_classes(logits.shape[1], y, loss, who="loss_grad", targeted_dlr=target is not None)
+        per = per_sample_loss(logits, yr, loss, targeted, None if target is None else target.repeat(eot))
         if per.requires_grad:
             (grad,) = torch.autograd.grad(per.sum(), xr, allow_unused=True)
         else:

@@ -1,4 +1,5 @@
-"""APGD: step-size-free PGD with momentum and checkpointed step halving (Croce & Hein, ICML 2020)."""
+"""APGD: step-size-free PGD with momentum and checkpointed step halving (Croce & Hein, ICML 2020);
+APGD-T, its targeted-DLR form over the top-k other classes, with `targets=k`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Callable
 import torch
 
 from ..registry import Param
-from ._common import (EOT, check_common, check_eps, check_float, check_int, check_loss, finish, fooled,
-                      loss_grad, loss_param, per_sample, project_linf, random_linf_start, seeded, steps_param)
+from ._common import (EOT, bad, check_classes, check_common, check_eps, check_float, check_int, check_loss,
+                      eot_logits, finish, fooled, loss_grad, loss_param, per_sample, project_linf,
+                      random_linf_start, seeded, steps_param, top_other_classes)
 
 from .params import APGD as PARAMS  # noqa: E402  (declared where the binder reads it)
 
@@ -31,9 +33,9 @@ def apgd_checkpoints(steps: int) -> list[int]:
 
 
 def apgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 100,
-         restarts: int = 1, loss: str = "ce", rho: float = 0.75, alpha: float = 0.75, eot: int = 1,
-         seed: int | None = None) -> torch.Tensor:
-    """Auto-PGD (APGD-CE / APGD-DLR), L-inf, untargeted.
+         restarts: int = 1, loss: str = "ce", targets: int = 0, rho: float = 0.75, alpha: float = 0.75,
+         eot: int = 1, seed: int | None = None) -> torch.Tensor:
+    """Auto-PGD (APGD-CE / APGD-DLR, and APGD-T with `targets`), L-inf; success is misclassification.
 
     Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
     parameter-free attacks", ICML 2020 (the first attack of AutoAttack). From a uniform random
@@ -51,6 +53,13 @@ def apgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps
     the samples not yet misclassified, keeping the highest-loss point across runs. Each run costs
     steps + 1 gradient evaluations.
 
+    APGD-T (`targets` = k >= 1, AutoAttack's targeted APGD): the k classes other than y with the
+    highest logits at x (averaged over `eot` draws) are the targets, and in turn, best first, each
+    gets `restarts` runs on the samples still classified correctly, maximising the targeted loss
+    towards it while y stays the true label: with loss="dlr" the targeted DLR
+    (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2), which needs K >= 4 classes; with loss="ce",
+    -CE(t). Success is still any misclassification, as in AutoAttack. Costs k * restarts runs.
+
     Args:
         model: callable, images [B, C, H, W] -> logits [B, K]; put it in eval mode first.
         x: [N, C, H, W] float images in [0, 1].
@@ -60,6 +69,8 @@ def apgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps
         restarts: number of runs, >= 1 (default 1).
         loss: "ce" (cross-entropy, APGD-CE, default) | "dlr" (Difference of Logits Ratio,
             APGD-DLR; needs K >= 3).
+        targets: 0 (default) for the untargeted attack; k in [1, K - 1] for APGD-T over the k
+            highest other classes (loss="dlr" is AutoAttack's APGD-T).
         rho: condition-1 threshold in [0, 1] (default 0.75).
         alpha: momentum weight in (0, 1] (default 0.75; 1 disables momentum).
         eot: gradient averaged over this many random draws of the model per step (>= 1, default 1),
@@ -78,14 +89,15 @@ def apgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps
     steps = check_int(steps, who=who, name="steps")
     restarts = check_int(restarts, who=who, name="restarts")
     loss = check_loss(loss, who=who, allowed=("ce", "dlr"))
+    targets = check_int(targets, who=who, name="targets", low=0)
     rho = check_float(rho, who=who, name="rho", low=0.0, high=1.0)
     alpha = check_float(alpha, who=who, name="alpha", low=0.0, high=1.0, low_open=True)
     checkpoints = apgd_checkpoints(steps)
 
-    def grad_at(xs, ys):
-        return loss_grad(model, xs, ys, loss, False, eot)
+    def run(xs: torch.Tensor, ys: torch.Tensor, ts: torch.Tensor | None):
+        def grad_at(xk, yk):
+            return loss_grad(model, xk, yk, loss, False, eot, target=ts)
 
-    def run(xs: torch.Tensor, ys: torch.Tensor):
         n = xs.shape[0]
         cur = random_linf_start(xs, eps)
         f, g, logits = grad_at(cur, ys)
@@ -136,17 +148,30 @@ def apgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps
         return out, ever, f_max
 
     with seeded(seed):
+        order = _targets(model, x, y, targets, loss, eot, who) if targets else None
         best = x.clone()
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
         done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        for _ in range(restarts):
-            idx = (~done).nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            out, ever, f_max = run(x[idx], y[idx])
-            f_max = f_max.to(best_loss.dtype)
-            take = ever | (f_max > best_loss[idx])
-            best[idx[take]] = out[take]
-            best_loss[idx] = torch.maximum(best_loss[idx], f_max)
-            done[idx[ever]] = True
+        for i in range(max(targets, 1)):
+            for _ in range(restarts):
+                idx = (~done).nonzero().squeeze(1)
+                if idx.numel() == 0:
+                    break
+                out, ever, f_max = run(x[idx], y[idx], None if order is None else order[idx, i])
+                f_max = f_max.to(best_loss.dtype)
+                take = ever | (f_max > best_loss[idx])
+                best[idx[take]] = out[take]
+                best_loss[idx] = torch.maximum(best_loss[idx], f_max)
+                done[idx[ever]] = True
     return finish(best, x)
+
+
+def _targets(model, x, y, k: int, loss: str, eot: int, who: str) -> torch.Tensor:
+    """APGD-T's targets: the k highest other classes at the clean input, [N, k]."""
+    logits = eot_logits(model, x, eot)
+    classes = logits.shape[1]
+    check_classes(classes, y, loss, who=who, targeted_dlr=True)
+    if k > classes - 1:
+        raise bad(f"{who}: targets={k} but a model with {classes} classes has only {classes - 1} other "
+                  f"classes", hint=f"use targets={classes - 1} or fewer")
+    return top_other_classes(logits, y, k)

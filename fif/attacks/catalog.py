@@ -13,16 +13,18 @@ from typing import Any, Callable, Mapping
 
 from ..errors import did_you_mean, error
 from ..registry import Param
-from . import apgd as _apgd, bim as _bim, cw as _cw, deepfool as _deepfool, fgsm as _fgsm
-from . import mifgsm as _mifgsm, pgd as _pgd
+from . import apgd as _apgd, autoattack as _autoattack, bim as _bim, cw as _cw, deepfool as _deepfool, fgsm as _fgsm
+from . import mifgsm as _mifgsm, pgd as _pgd, square as _square
 from ._common import loss_grad, seeded
 from .apgd import apgd
+from .autoattack import autoattack
 from .bim import bim
 from .cw import cw
 from .deepfool import deepfool
 from .fgsm import fgsm
 from .mifgsm import mifgsm
 from .pgd import pgd
+from .square import square
 
 
 
@@ -83,7 +85,15 @@ ATTACKS: dict[str, AttackInfo] = {
         _info("apgd", _apgd, "linf",
               "Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
               "parameter-free attacks, ICML 2020",
-              "APGD-CE/DLR: momentum PGD with checkpointed step-size halving (AutoAttack)"),
+              "APGD-CE/DLR: momentum PGD with checkpointed step-size halving; targets=k is APGD-T"),
+        _info("square", _square, "linf",
+              "Andriushchenko, Croce, Flammarion & Hein, Square Attack: a query-efficient black-box "
+              "adversarial attack via random search, ECCV 2020",
+              "gradient-free random search on the logit margin with squares of shrinking size"),
+        _info("autoattack", _autoattack, "linf",
+              "Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
+              "parameter-free attacks, ICML 2020",
+              "APGD-CE, APGD-T (targeted DLR) and Square in turn; per sample the first success"),
     ]
 }
 
@@ -92,7 +102,8 @@ from .params import ATTACK_CATALOG  # noqa: E402,F401  (torch-free, for the reci
 
 # Other spellings people use for the same attacks (matched after lower-casing and dropping - and _).
 _ALIASES = {"ifgsm": "bim", "apgdce": "apgd", "autopgd": "apgd", "cwl2": "cw", "carliniwagner": "cw",
-            "mifgsm": "mifgsm", "momentumfgsm": "mifgsm"}
+            "mifgsm": "mifgsm", "momentumfgsm": "mifgsm", "squareattack": "square",
+            "aa": "autoattack"}
 
 
 def get_attack(name: str) -> AttackInfo:

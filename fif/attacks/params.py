@@ -49,11 +49,29 @@ DEEPFOOL = (steps_param(50), Param("overshoot", "float", 0.02, low=0.0, doc="how
 
 APGD = (steps_param(100), Param("restarts", "int", 1, low=1, doc="runs from fresh random starts"),
         loss_param(("ce", "dlr")),
+        Param("targets", "int", 0, low=0, doc="0: untargeted; k: APGD-T towards each of the k highest other classes"),
         Param("rho", "float", 0.75, low=0.0, high=1.0, doc="success fraction below which the step halves"),
         Param("alpha", "float", 0.75, low=0.0, high=1.0, low_open=True, doc="momentum weight"), EOT)
 
+SCORE_EOT = Param("eot", "int", 1, low=1,
+                  doc="score averaged over this many random draws per query, in one batched pass")
+P_INIT = Param("p_init", "float", 0.8, low=0.0, high=1.0, low_open=True,
+               doc="fraction of the image the first squares cover (then halved on a schedule)")
+
+SQUARE = (Param("queries", "int", 1000, low=1, doc="model queries per sample, the stripe start included"),
+          P_INIT, SCORE_EOT)
+
+AUTOATTACK = (Param("version", "choice", "standard", choices=("standard", "rand"),
+                    doc="standard: APGD-CE, APGD-T (DLR), Square; rand: APGD-CE, APGD-DLR (random defenses)"),
+              steps_param(100, "APGD iterations per run"),
+              Param("restarts", "int", 1, low=1, doc="APGD runs per component (per target for APGD-T)"),
+              Param("targets", "int", 3, low=0, doc="APGD-T's target classes (at most K - 1 used); 0 leaves it out"),
+              Param("queries", "int", 1000, low=0, doc="Square's queries per sample; 0 leaves it out"),
+              P_INIT, Param("eot", "int", 1, low=1, doc="random draws averaged per gradient or query"))
+
 
 BY_NAME: dict[str, tuple[Param, ...]] = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "mifgsm": MIFGSM, "cw": CW,
-                                        "deepfool": DEEPFOOL, "apgd": APGD}
+                                        "deepfool": DEEPFOOL, "apgd": APGD, "square": SQUARE,
+                                        "autoattack": AUTOATTACK}
 ATTACK_CATALOG = Catalog("attack", lambda: BY_NAME, code="E251")
 NORMS: dict[str, str] = {name: ("l2" if name == "cw" else "linf") for name in BY_NAME}
