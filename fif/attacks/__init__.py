@@ -14,6 +14,9 @@ them when loaded, `eval { attacks = [pgd(steps=40)] }`, so a typo is an E2xx the
 themselves (and torch) load on first use.
 """
 
+import sys
+import types
+
 from .params import ATTACK_CATALOG, NORMS  # noqa: F401  (torch-free)
 
 __all__ = ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "apgd", "square", "autoattack", "ATTACKS",
@@ -32,3 +35,18 @@ def __getattr__(name):
             return globals()[name]
         return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module 'fif.attacks' has no attribute {name!r}")
+
+
+class _Attacks(types.ModuleType):
+    """`fif.attacks.pgd` is the attack function even after `fif.attacks.pgd` the module was
+    imported (which binds the module's name on the package)."""
+
+    def __getattribute__(self, name):
+        value = super().__getattribute__(name)
+        if name in _ATTACK_FUNCTIONS and isinstance(value, types.ModuleType):
+            return getattr(value, name)
+        return value
+
+
+_ATTACK_FUNCTIONS = frozenset(k for k, v in _WHERE.items() if k == v)
+sys.modules[__name__].__class__ = _Attacks

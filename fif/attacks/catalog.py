@@ -13,8 +13,6 @@ from typing import Any, Callable, Mapping
 
 from ..errors import did_you_mean, error
 from ..registry import Param
-from . import apgd as _apgd, autoattack as _autoattack, bim as _bim, cw as _cw, deepfool as _deepfool, fgsm as _fgsm
-from . import mifgsm as _mifgsm, pgd as _pgd, square as _square
 from ._common import loss_grad, seeded
 from .apgd import apgd
 from .autoattack import autoattack
@@ -25,6 +23,11 @@ from .fgsm import fgsm
 from .mifgsm import mifgsm
 from .pgd import pgd
 from .square import square
+
+# The attack modules themselves (the package's attribute of the same name is the function).
+_apgd, _autoattack, _bim, _cw, _deepfool, _fgsm, _mifgsm, _pgd, _square = (
+    sys.modules[f"{__package__}.{name}"]
+    for name in ("apgd", "autoattack", "bim", "cw", "deepfool", "fgsm", "mifgsm", "pgd", "square"))
 
 
 
