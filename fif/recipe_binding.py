@@ -249,8 +249,8 @@ def catalog() -> dict[str, dict[str, str]]:
     from .recipe_stages import stage_params
     from .search.params import search_params
     from .train.inputs import INPUTS
-    from .train.losses import LOSSES
-    from .train.optim import OPTIMIZER_PARAMS, SCHEDULE_PARAMS
+    from .train.params import LOSSES
+    from .train.params import OPTIMIZER_PARAMS, SCHEDULE_PARAMS
     families = {"data": SOURCES, "classifier": CLASSIFIERS, "attack": ATTACK_PARAMS,
                 "loss": LOSSES, "inputs": INPUTS, "optim": OPTIMIZER_PARAMS, "schedule": SCHEDULE_PARAMS,
                 "section": {"eval": eval_params(), "stage": stage_params(), "search": search_params()}}

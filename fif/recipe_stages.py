@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the binder hands itself in; importing it here would be a cy
 
 def stage_params() -> tuple[Param, ...]:
     """`stage NAME { params = ...; inputs = ...; loss = ...; epochs = 2; optim = adam(lr=2e-4) }`."""
-    from .train.optim import OPTIMIZER_CATALOG, SCHEDULE_CATALOG
+    from .train.params import OPTIMIZER_CATALOG, SCHEDULE_CATALOG
     return (
         Param("params", "str", "defense", doc="defense, classifier, or a let of the defense"),
         Param("freeze", "str|list[str]", (), doc="lets (defense stages) or classifier modules held fixed"),
@@ -154,7 +154,7 @@ def _adversarial(b: Binder, call: n.Call) -> dict | None:
 def bind_loss(b: Binder, node) -> tuple[list[tuple[dict, n.Call]], bool]:
     """`ce + 2 * rep(eps=8/255)` -> ([({weight, name, args}, call), ...], no errors): the terms that
     bound, so the checks between settings still run on them after an error in another term."""
-    from .train.losses import LOSS_CATALOG
+    from .train.params import LOSS_CATALOG
     out, ok = [], True
     for t in node.terms if isinstance(node, n.Sum) else (node,):
         weight, call = 1.0, None
@@ -184,7 +184,7 @@ def bind_loss(b: Binder, node) -> tuple[list[tuple[dict, n.Call]], bool]:
 # ---- checks between a stage's settings ---------------------------------------------------------------
 
 def _check(b: Binder, s: n.Section, name: str, st: dict, got: dict, terms, inputs) -> None:
-    from .train.losses import LOSSES
+    from .train.params import LOSSES
     params = st.get("params", "defense")
     known = ["defense", "classifier", *b.lets]
     if params not in known:
@@ -230,7 +230,7 @@ def _check(b: Binder, s: n.Section, name: str, st: dict, got: dict, terms, input
     optim = st.get("optim", {})
     if optim.get("name") == "sgd" and optim.get("nesterov") and (optim.get("momentum", 0.0) <= 0
                                                                   or optim.get("dampening", 0.0) != 0):
-        from .train.optim import OPTIMIZER_PARAMS
+        from .train.params import OPTIMIZER_PARAMS
         b.error("E423", f"stage '{name}': nesterov needs momentum > 0 and dampening = 0",
                 arg_span(OPTIMIZER_PARAMS["sgd"], got["optim"][1].value, "nesterov"),
                 hint="e.g. sgd(lr=0.01, momentum=0.9, nesterov=true)")

@@ -41,35 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import Catalog, Param
 from ..syntax import nodes as n
 from .optim import SettingError
 
-TARGETS = ("label", "clean_pred", "clean_soft")
-KL_FORMS = ("trades", "eq4")
-NEEDS_CLASSIFIER = ("ce", "feature", "rep")
-
-# Every term's parameters; a positional argument is `on`. Bound when the recipe is loaded.
-_MIN_EPS = Param("min_eps", "float", 0.0, low=0.0, high=1.0,
-                 doc="count only the samples whose adversarial eps is >= min_eps")
-_ON_OUTPUT = Param("on", "str", "output", doc="output (the defense's), or the name of a `let` it uses")
-_VIEWS = Param("views", "bool", False, doc="the mean loss of each view a masks block restores (DIR Eq. 2)")
-_ON_INPUT = Param("on", "choice", "input", choices=("input", "clean"), doc="defend the stage input or the clean image")
-LOSSES: dict[str, tuple[Param, ...]] = {
-    "l1": (_ON_OUTPUT, _VIEWS, _MIN_EPS),
-    "mse": (_ON_OUTPUT, _VIEWS, _MIN_EPS),
-    "ce": (_ON_INPUT, Param("target", "choice", "label", choices=TARGETS,
-                            doc="label (the dataset's), clean_pred or clean_soft (the classifier's)"), _MIN_EPS),
-    "feature": (_ON_INPUT, Param("layer", "str", "logits", doc="a classifier module such as features.3, or logits"),
-                _MIN_EPS),
-    "rep": (_ON_INPUT, Param("eps", "float", 8 / 255, low=0.0, high=1.0, doc="L-inf radius of the inner maximisation"),
-            Param("steps", "int", 5, low=1, doc="inner steps"),
-            Param("step", "float", None, low=0.0, high=1.0, doc="inner step size (default eps/4)"),
-            Param("kl", "choice", "trades", choices=KL_FORMS,
-                  doc="trades: KL(h(x~) || h(x~+delta)) (the code, TRADES); eq4: KL(h(x~+delta) || h(x~))"),
-            _MIN_EPS),
-}
-LOSS_CATALOG = Catalog("loss", lambda: LOSSES)
+from .params import KL_FORMS, LOSS_CATALOG, LOSSES, NEEDS_CLASSIFIER, TARGETS  # noqa: E402,F401  (torch-free)
 DEFAULTS: dict[str, dict] = {name: {p.name: p.default for p in ps} for name, ps in LOSSES.items()}
 
 

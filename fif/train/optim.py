@@ -31,46 +31,10 @@ from typing import Callable
 
 import torch
 
-from ..registry import REQUIRED, Catalog, Param
 
 
-def _lr(default: float) -> Param:
-    return Param("lr", "float", default, low=0.0, low_open=True, doc="learning rate")
-
-
-def _decay(default: float) -> Param:
-    return Param("weight_decay", "float", default, low=0.0, doc="L2 weight decay")
-
-
-_ADAM = (Param("betas", "list[float]", (0.9, 0.999), low=0.0, high=1.0, high_open=True, size=2,
-               doc="decay rates of the moment estimates"),
-         Param("eps", "float", 1e-8, low=0.0, doc="added to the denominator"))
-_AMSGRAD = Param("amsgrad", "bool", False, doc="the AMSGrad variant")
-
-# The optimizers and schedules a stage names, with their parameters (bound when the recipe is loaded).
-OPTIMIZER_PARAMS: dict[str, tuple[Param, ...]] = {
-    "sgd": (_lr(0.01), Param("momentum", "float", 0.0, low=0.0), _decay(0.0),
-            Param("nesterov", "bool", False, doc="Nesterov momentum (needs momentum > 0, dampening 0)"),
-            Param("dampening", "float", 0.0, low=0.0)),
-    "adam": (_lr(1e-3), *_ADAM, _decay(0.0), _AMSGRAD),
-    "adamw": (_lr(1e-3), *_ADAM, _decay(0.01), _AMSGRAD),
-}
-
-_WARMUP = Param("warmup", "float", 0.0, low=0.0, doc="linear warm-up over the first W steps (epochs)")
-_PER = Param("per", "choice", "step", choices=("step", "epoch"), doc="counts are in steps or in epochs")
-_GAMMA = Param("gamma", "float", 0.1, low=0.0, doc="the factor the rate is multiplied by")
-_MIN_LR = Param("min_lr", "float", 0.0, low=0.0, doc="the rate at the stage's end")
-SCHEDULE_PARAMS: dict[str, tuple[Param, ...]] = {
-    "constant": (_WARMUP, _PER),
-    "step": (Param("every", "float", REQUIRED, low=0.0, low_open=True), _GAMMA, _WARMUP, _PER),
-    "multistep": (Param("milestones", "float|list[float]", REQUIRED, low=0.0), _GAMMA, _WARMUP, _PER),
-    "exp": (Param("gamma", "float", REQUIRED, low=0.0, doc="the factor per step (epoch)"), _WARMUP, _PER),
-    "cosine": (_MIN_LR, _WARMUP, _PER),
-    "linear": (_MIN_LR, Param("start", "float", 0.0, low=0.0, doc="when the decline starts"), _WARMUP, _PER),
-    "warmup": (Param("steps", "float", REQUIRED, low=0.0, doc="warm-up length"), _PER),
-}
-OPTIMIZER_CATALOG = Catalog("optimizer", lambda: OPTIMIZER_PARAMS)
-SCHEDULE_CATALOG = Catalog("schedule", lambda: SCHEDULE_PARAMS)
+from .params import (OPTIMIZER_CATALOG, OPTIMIZER_PARAMS, SCHEDULE_CATALOG,  # noqa: E402,F401  (torch-free)
+                     SCHEDULE_PARAMS)
 
 OPTIMIZERS: dict[str, dict] = {k: {p.name: p.default for p in ps} for k, ps in OPTIMIZER_PARAMS.items()}
 # None marks a required setting.
