@@ -29,16 +29,19 @@ from ..cli_support import fail_cleanly
 @click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Where `fif train` wrote its runs.")
 @click.option("--seed", type=int, help="Attack seed (default: the recipe's).")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Evaluate only this defense or variant (repeatable; the no-defense baseline always runs).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @fail_cleanly
-def eval_cmd(recipe, out, attacks, eps, threats, n, probes, runs, seed, device):
+def eval_cmd(recipe, out, attacks, eps, threats, n, probes, runs, seed, only, device):
     """Evaluate RECIPE's defense and variants against attacks under threat models."""
     from ..recipe import load_recipe
     from .report import tables, write_report
     from .runner import run_eval
     r = load_recipe(recipe)
     results = run_eval(r, attacks=list(attacks) or None, eps=list(eps) or None, threats=list(threats) or None,
-                       n=n, device=device, probes=list(probes), runs=Path(runs), seed=seed)
+                       n=n, device=device, probes=list(probes), runs=Path(runs), seed=seed,
+                       only=list(only) or None)
     folder = Path(out) if out else Path(runs) / r.name / "eval"
     command = "fif eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"fif eval {recipe}"
     paths = write_report(results, folder, command=command)

@@ -48,9 +48,10 @@ class Entry:
 
 
 def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
-                   tuned: Path | None = None, other=None) -> tuple[dict[str, Entry], dict[str, str]]:
-    """Every entry's model with its weights, and the weight files used (for the report).
-    `other(overrides)` gives the classifier a `classifier(adversarial=...)` op names."""
+                   tuned: Path | None = None, other=None, only=None) -> tuple[dict[str, Entry], dict[str, str]]:
+    """Every entry's model with its weights (only the names in `only`, and `none`, when given), and
+    the weight files used (for the report). `other(overrides)` gives the classifier a
+    `classifier(adversarial=...)` op names."""
     env = compile_env(recipe, shape, classifier.num_classes)
     weights: dict[str, str] = {}
     if tuned is not None:
@@ -60,6 +61,8 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
     _bind(baseline, members)
     entries = {"none": Entry("none", "classifier", baseline.to(device).eval(), classifier_view(baseline))}
     for which in recipe.defenses():
+        if only and which not in only:
+            continue
         entry = compile_entry(recipe, which, shape, env)
         if entry.learnable:
             weights[which] = str(load_trained(recipe, which, entry, runs))

@@ -27,7 +27,7 @@ from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
-from .metrics import psnr, ssim
+from .metrics import psnr, ssim, transmission
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
 
@@ -47,11 +47,16 @@ class Setup:
     batch: int
     eot: int
     weights: dict[str, str] = field(default_factory=dict)
+    targets: torch.Tensor | None = None  # random target labels (!= y) for targeted attacks
 
 
 def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
-            seed: int | None = None) -> Setup:
+            seed: int | None = None, only: list[str] | None = None) -> Setup:
     device = check_device(device)
+    for name in only or ():
+        if name not in recipe.defenses():
+            from ..train.stages import unknown_pipeline
+            raise unknown_pipeline(recipe, name)
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
@@ -67,9 +72,11 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
                                       seed_offset=1)
     entries, weights = recipe_entries(
         recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs, tuned=tuned,
-        other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over))
-    return Setup(recipe, x, y, classifier, surrogate, entries, device,
-                 recipe.eval.seed if seed is None else seed, recipe.eval.batch, recipe.eval.eot, weights)
+        other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over), only=only)
+    seed = recipe.eval.seed if seed is None else seed
+    targets = random_targets(y, classifier.num_classes, derive_seed(seed, "targets"))
+    return Setup(recipe, x, y, classifier, surrogate, entries, device, seed, recipe.eval.batch, recipe.eval.eot,
+                 weights, targets)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
@@ -89,10 +96,25 @@ def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
-def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Tensor:
+def random_targets(y: torch.Tensor, classes: int, seed: int) -> torch.Tensor:
+    """A target label per sample, uniform over the classes other than its true one (the paper's
+    protocol for targeted PGD: "the targeted label is selected uniformly at random"), seeded."""
+    if classes < 2:
+        raise FifError(diagnostic("E250", f"a targeted attack needs at least 2 classes, the classifier has {classes}"))
+    g = torch.Generator().manual_seed(int(seed) % (2 ** 63))
+    shift = torch.randint(1, classes, (len(y),), generator=g).to(y.device)
+    return (y + shift) % classes
+
+
+def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed, targets=None) -> torch.Tensor:
+    """Adversarial examples of x; a targeted attack aims at `targets` (one per sample) instead of y."""
     info = get_attack(spec.name)
     params = dict(spec.params)
     params.setdefault("eot", eot)
+    if params.get("targeted"):
+        if targets is None:
+            raise FifError(diagnostic("E250", f"{spec.label()} is targeted, but no target labels were drawn"))
+        y = targets
     outs = []
     for i in range(0, len(x), batch):
         outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=derive_seed(seed, i), **params))
@@ -101,25 +123,27 @@ def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Te
 
 def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[float] | None = None,
              threats: list[str] | None = None, n: int | None = None, device: str = "cpu",
-             probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None) -> dict:
-    """Evaluate and return {rows, warnings, ...}; see write_report for the files."""
+             probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None,
+             only: list[str] | None = None) -> dict:
+    """Evaluate and return {rows, warnings, ...}; see write_report for the files. `only` names the
+    defense and variants to evaluate (the `none` baseline always is); default all of them."""
     threats = list(threats or recipe.eval.threat)
     specs = _select_attacks(recipe, attacks)
-    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed)
+    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed, only=only)
     rows: list[dict] = []
     correct: dict[tuple, torch.Tensor] = {}
     x, y = setup.x, setup.y
     start = time.perf_counter()
 
+    defended: dict[str, torch.Tensor] = {}
     for name, entry in setup.entries.items():
         t0 = time.perf_counter()
         pred = _predict(entry.model, x, setup.batch)
         row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
         if entry.defense is not None:
-            with torch.no_grad():
-                defended = torch.cat([entry.defense(x[i:i + setup.batch]) for i in range(0, len(x), setup.batch)])
-            row["psnr"] = float(psnr(defended, x).clamp(max=100).mean())
-            row["ssim"] = float(ssim(defended, x).mean())
+            defended[name] = _defend(entry.defense, x, setup)
+            row["psnr"] = float(psnr(defended[name], x).clamp(max=100).mean())
+            row["ssim"] = float(ssim(defended[name], x).mean())
         rows.append(row)
 
     cache: dict[tuple, torch.Tensor] = {}  # adversarial examples shared by entries with one gray-box view
@@ -130,9 +154,14 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
                 continue
             t0 = time.perf_counter()
             x_adv = _adversarial(setup, threat, spec, e, name, entry, cache)
-            ok = _predict(entry.model, x_adv, setup.batch) == y
+            pred = _predict(entry.model, x_adv, setup.batch)
+            ok = pred == y
+            extra = {"target_hit": float((pred == setup.targets).float().mean())} if spec.params.get("targeted") else {}
+            if name in defended:  # the share of the perturbation's L2 norm that gets through the defense
+                extra["passed"] = float(transmission(_defend(entry.defense, x_adv, setup), defended[name], x_adv,
+                                                     x).nanmean())
             rows.append(_row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
-                             norm=get_attack(spec.name).norm))
+                             norm=get_attack(spec.name).norm, **extra))
             correct[(name, spec.label(), e, threat)] = ok
 
     rows = _worst_case(correct) + rows
@@ -150,13 +179,18 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
 
 
 def _select_attacks(recipe: Recipe, names) -> list[AttackSpec]:
+    """The recipe's attacks by label as tables print it (`pgd(steps=100, step=0.01, targeted=True)`)
+    or by name (every setting of it the recipe lists: `pgd` selects both pgd lines), else the
+    attack with its defaults."""
     if not names:
         return list(recipe.eval.attacks)
-    by_name = {s.name: s for s in recipe.eval.attacks}
     out = []
     for name in names:
-        info = get_attack(name)
-        out.append(by_name.get(info.name, AttackSpec(name=info.name)))
+        exact = [s for s in recipe.eval.attacks if s.label() == name]
+        if not exact:
+            info = get_attack(name)
+            exact = [s for s in recipe.eval.attacks if s.name == info.name] or [AttackSpec(name=info.name)]
+        out += [s for s in exact if s not in out]
     return out
 
 
@@ -167,19 +201,27 @@ def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
         key = ("graybox", entry.graybox.text, spec.label(), e)
         if key not in cache:
             cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, eot=1,
-                                 seed=(setup.seed, "graybox", spec.label(), e))
+                                 seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
         return cache[key]
     if threat == "transfer":
         key = ("transfer", spec.label(), e)
         if key not in cache:
-            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed)
+            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets)
         return cache[key]
     if threat == "whitebox":
-        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed)
+        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets)
     if threat == "adaptive":
         eot = setup.eot if entry.random else 1
-        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed)
+        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed, targets=setup.targets)
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
+
+
+def _defend(defense, x, setup: Setup) -> torch.Tensor:
+    """The defense's output; a random defense draws the same noise for every call (common random
+    numbers), so D(x_adv) - D(x) measures the perturbation, not two draws."""
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(derive_seed(setup.seed, "defend"))
+        return torch.cat([defense(x[i:i + setup.batch], generator=g) for i in range(0, len(x), setup.batch)])
 
 
 def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> dict:
@@ -236,7 +278,7 @@ def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
             key = ("graybox", spec.label(), e)
             if key not in cache:
                 cache[key] = _attack(setup.classifier, spec, setup.x, setup.y, e, batch=setup.batch, eot=1,
-                                     seed=(setup.seed, "graybox", spec.label(), e))
+                                     seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
             t0 = time.perf_counter()
             with torch.no_grad():
                 torch.manual_seed(derive_seed(setup.seed, "probe", e))
