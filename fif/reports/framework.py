@@ -43,6 +43,7 @@ class Step:
 class Verdict:
     status: str          # HOLDS, FAILS or UNTESTED
     evidence: str        # the number that decides it, or why it was not tested
+    why: str = ""        # what we think explains it (listed under the claims table)
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,13 @@ class ReportSpec:
     title: str
     paper: str
     steps: Callable[[Path], list[Step]]          # runs folder -> the commands
-    evals: Callable[[Path], list[Path]]          # runs folder -> the results.json files to merge
+    evals: Callable[[Path], list[Path] | dict[str, list[Path]]]  # runs folder -> results.json files (by group)
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
+    # runs folder, results -> tables measured from the runs' files (trained weights, logs); may put
+    # numbers in results.extra for the claims
+    diagnostics: Callable[[Path, "Results"], list[Table]] | None = None
 
 
 class Results:
@@ -89,25 +93,43 @@ class Results:
 
     def __init__(self, records: list[dict]):
         self.records = records
+        self.extra: dict = {}  # numbers a spec's diagnostics measured, for its claims
         self.rows = [dict(r, run=i) for i, rec in enumerate(records) for r in rec["rows"]]
 
+    def of(self, recipe: str) -> "Results":
+        """The runs of one recipe, for a report that merges several recipes' evaluations."""
+        out = Results([rec for rec in self.records if rec.get("recipe") == recipe])
+        out.extra = self.extra
+        return out
+
+    def group(self, name: str) -> "Results":
+        """The runs a spec's `evals` listed under `name` (evaluations of one kind, one per seed)."""
+        out = Results([rec for rec in self.records if rec.get("group") == name])
+        out.extra = self.extra
+        return out
+
     @classmethod
-    def load(cls, paths: list[Path]) -> "Results":
+    def load(cls, paths: list[Path] | dict[str, list[Path]]) -> "Results":
+        groups = paths if isinstance(paths, dict) else {None: paths}
         records = []
-        for p in paths:
+        for group, p in ((g, p) for g, ps in groups.items() for p in ps):
             if not Path(p).is_file():
                 from ..errors import error
                 raise error("E430", f"no evaluation results at {p}", file=str(p),
                             hint="run the report's commands first: fif report NAME --run")
-            records.append(json.loads(Path(p).read_text(encoding="utf-8")))
+            records.append({**json.loads(Path(p).read_text(encoding="utf-8")), "group": group})
         return cls(records)
 
     def values(self, defense: str, attack: str, eps: float, threat: str, key: str = "accuracy") -> list[float]:
+        """One value per run. `attack` is a row's exact label (`pgd(steps=100, targeted=True)`) or,
+        when no row has that label, an attack name (`pgd`) matching any settings of it."""
+        rows = [r for r in self.rows if r["defense"] == defense and r["threat"] == threat
+                and abs(r["eps"] - eps) < 1e-9 and key in r and not r.get("sanity")]
+        exact = [r[key] for r in rows if r["attack"] == attack]
+        if exact:
+            return exact
         short = attack.split("(")[0]
-        out = [r[key] for r in self.rows if r["defense"] == defense and r["threat"] == threat
-               and abs(r["eps"] - eps) < 1e-9 and (r["attack"] == attack or r["attack"].split("(")[0] == short)
-               and key in r and not r.get("sanity")]
-        return out
+        return [r[key] for r in rows if r["attack"].split("(")[0] == short]
 
     def acc(self, defense: str, attack: str = "none", eps: float = 0.0, threat: str = "clean") -> float | None:
         """Mean accuracy over runs (None when not measured)."""
@@ -185,16 +207,22 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines += ["```", "", f"Total: {total / 60:.1f} min. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
-    for table in spec.tables(results):
+    tables = spec.tables(results) + (spec.diagnostics(runs, results) if spec.diagnostics else [])
+    for table in tables:
         lines.append(table.markdown())
     lines += ["## The paper's claims, checked here", "", "| claim | paper | here | verdict |", "|---|---|---|---|"]
     counts = {HOLDS: 0, FAILS: 0, UNTESTED: 0}
+    reasons = []
     for claim in spec.claims:
         v = claim.check(results)
         counts[v.status] += 1
         lines.append(f"| {claim.statement} | {claim.paper} | {v.evidence} | **{v.status}** |")
+        if v.why:
+            reasons.append(f"- **{claim.statement}** ({v.status}): {v.why}")
     lines += ["", f"{counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTED]} not tested here "
               f"({results.runs} evaluation run(s) merged; ± is the spread over runs).", ""]
+    if reasons:
+        lines += ["### Why, as far as we can tell", ""] + reasons + [""]
     return "\n".join(lines)
 
 
