@@ -41,3 +41,15 @@ def test_diagnostics_tables_and_reasons_are_rendered(tmp_path):
     assert "### Codes" in md and "| 0.97 |" in md
     assert "| codes saturate | most near +-1 | 0.97 | **holds** |" in md
     assert "- **codes saturate** (holds): the noise pushes codes out" in md
+
+
+def test_steps_record_wall_and_cpu_time(tmp_path):
+    from fif.reports.framework import run_steps
+    files = {"main": [_write(tmp_path / "a/results.json", "r", 0.5)]}
+    spec = ReportSpec(name="demo", title="Demo", paper="P",
+                      steps=lambda runs: [Step(("compile", "-e", "id"), done=str(runs / "x"))],
+                      evals=lambda runs: files, tables=lambda r: [])
+    (step,) = run_steps(spec, tmp_path, echo=lambda s: None)
+    assert step["seconds"] > 0 and step["cpu_seconds"] > 0
+    md = render(spec, tmp_path, "fif report demo")
+    assert "s CPU)" in md and "min wall" in md and "min CPU" in md

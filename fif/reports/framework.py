@@ -166,15 +166,24 @@ def run_steps(spec: ReportSpec, runs: Path, *, force: bool = False, echo=print) 
             echo(f"done already: {step.command}")
             continue
         echo(f"running: {step.command}")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _children_cpu()
         proc = subprocess.run([sys.executable, "-m", "fif", *step.args])
         if proc.returncode != 0:
             from ..errors import error
             raise error("E431", f"the report's command failed (exit {proc.returncode}): {step.command}",
                         hint="fix what it printed above, then rerun fif report --run (finished steps are kept)")
-        done[step.command] = {"seconds": round(time.perf_counter() - t0, 1), "at": _now()}
+        done[step.command] = {"seconds": round(time.perf_counter() - t0, 1),
+                              "cpu_seconds": round(_children_cpu() - cpu0, 1), "at": _now()}
         _write_steps(record_path, done)
     return [{"command": s.command, **done.get(s.command, {})} for s in spec.steps(runs)]
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) used so far by finished child processes: a step's CPU time does
+    not grow when other jobs share the machine, its wall time does."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _now() -> str:
@@ -199,12 +208,14 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines = [f"# {spec.title}", "", f"Paper: {spec.paper}", ""]
     lines += ["Written by `" + command + "`; do not edit by hand. The numbers come from these commands "
               "(times measured when they ran, on the machine named below):", "", "```"]
-    total = 0.0
+    total = cpu = 0.0
     for step in spec.steps(runs):
-        took = steps.get(step.command, {}).get("seconds")
-        total += took or 0.0
-        lines.append(f"{step.command}" + (f"    # {took:.0f} s" if took is not None else "    # time not recorded"))
-    lines += ["```", "", f"Total: {total / 60:.1f} min. " + _machine(results), ""]
+        took, used = (steps.get(step.command, {}).get(k) for k in ("seconds", "cpu_seconds"))
+        total, cpu = total + (took or 0.0), cpu + (used or 0.0)
+        when = "    # time not recorded" if took is None else f"    # {took:.0f} s" + (
+            f" ({used:.0f} s CPU)" if used is not None else "")
+        lines.append(f"{step.command}{when}")
+    lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
     tables = spec.tables(results) + (spec.diagnostics(runs, results) if spec.diagnostics else [])
