@@ -83,8 +83,8 @@ class ReportSpec:
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
-    # runs folder, results -> tables measured from the runs' files (trained weights, logs); may put
-    # numbers in results.extra for the claims
+    # runs folder, results -> tables measured from the runs' files (trained weights, logs), shown
+    # before the tables; may put numbers in results.extra for the claims
     diagnostics: Callable[[Path, "Results"], list[Table]] | None = None
 
 
@@ -218,7 +218,7 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
-    tables = spec.tables(results) + (spec.diagnostics(runs, results) if spec.diagnostics else [])
+    tables = (spec.diagnostics(runs, results) if spec.diagnostics else []) + spec.tables(results)
     for table in tables:
         lines.append(table.markdown())
     lines += ["## The paper's claims, checked here", "", "| claim | paper | here | verdict |", "|---|---|---|---|"]
