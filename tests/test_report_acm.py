@@ -60,7 +60,7 @@ def made_up_runs(tmp_path):
         write(base / "acm/eval_pgd/results.json", "acm", s, _rows(["none"] + [n for n, _ in ABLATION], [PGD], _acc))
         write(base / "acm400/eval/results.json", "acm400", s, _rows(["none", "defense"], [PGD], _acc))
     write(tmp_path / "acm/seed0/acm_knobs/eval/results.json", "acm_knobs", 0,
-          _rows(["none"] + [n for n, _ in KNOBS if n != "defense"], [PGD], _acc))
+          _rows(["none"] + [n for n, _ in KNOBS], [PGD], _acc))
     return tmp_path
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from ..build import OpNode
 from ..errors import FifError, diagnostic
 from ..recipe_models import compile_entry, compile_env, compile_model, is_model, load_entry_weights
+from ..syntax.printer import expr as show
 from ..views import ClassifierView, classifier_view
 
 
@@ -34,6 +35,8 @@ class Entry:
     model: nn.Module
     graybox: ClassifierView
     defense: nn.Module | None = None
+    expression: str = ""  # the entry's own line, without the lets and defs it uses
+
 
     @property
     def random(self) -> bool:
@@ -41,10 +44,11 @@ class Entry:
 
     @property
     def label(self) -> str:
-        """How tables name it: the source for the defense, `name: source` for a variant."""
+        """How tables name it: its line for the defense, `name: line` for a variant."""
+        text = self.expression or self.source
         if self.name in ("none", "defense", "model"):
-            return self.source if self.name != "none" else "none"
-        return f"{self.name}: {self.source}"
+            return text if self.name != "none" else "none"
+        return f"{self.name}: {text}"
 
 
 def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: Path | None,
@@ -72,7 +76,8 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
         model = model.to(device).eval()
         view = classifier_view(model)
         defense = None if is_model(entry) else entry.to(device).eval()
-        entries[which] = Entry(which, entry.source.strip(), model, view, defense)
+        entries[which] = Entry(which, entry.source.strip(), model, view, defense,
+                               expression=show(recipe.defenses()[which]))
     return entries, weights
 
 

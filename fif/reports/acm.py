@@ -28,7 +28,7 @@ PROBES = ("droppixels(0.8)", "droppixels(0.5)", "dwt(haar) -> <LL: zero> -> idwt
 # Table 3: which bands are compressed (HH, HL, LH, LL); `plain` is the control with none.
 ABLATION = (("defense", "✓✓✓✓"), ("keep_hh", "✗✓✓✓"), ("keep_hl", "✓✗✓✓"), ("keep_lh", "✓✓✗✓"),
             ("keep_ll", "✓✓✓✗"), ("keep_high", "✗✗✗✓"), ("plain", "✗✗✗✗"))
-KNOBS = (("sigma0", "sigma = 0"), ("sigma1", "sigma = 1"), ("sigma5", "sigma = 5"), ("defense", "sigma = 20"),
+KNOBS = (("sigma0", "sigma = 0"), ("sigma1", "sigma = 1"), ("sigma5", "sigma = 5"), ("defense", "sigma = 20 (as acm.fif)"),
          ("binary", "sigma = 20, sign codes at inference"), ("noisy", "sigma = 20, noise kept at inference"),
          ("narrow_ll", "sigma = 20, LL path 4 channels wide"))
 
@@ -63,13 +63,6 @@ def _evals(runs: Path) -> dict[str, list[Path]]:
             "ablation": [seed_dir(runs, s) / "acm/eval_pgd/results.json" for s in SEEDS],
             "small": [seed_dir(runs, s) / "acm400/eval/results.json" for s in SEEDS],
             "knobs": [seed_dir(runs, 0) / "acm_knobs/eval/results.json"]}
-
-
-def seed0(r: Results) -> Results:
-    """The seed-0 runs only (to set seed-0 variants beside each other)."""
-    out = Results([rec for rec in r.records if rec.get("seed") == 0])
-    out.extra = r.extra
-    return out
 
 
 def deltas(r: Results, name: str, base: str, attack: str, eps: float, threat: str) -> str:
@@ -163,13 +156,12 @@ def _num(v: list[float], digits: int = 1) -> str:
 
 
 def _knobs(res: Results) -> list[Table]:
-    knobs, ref = res.group("knobs"), seed0(res.group("ablation"))
+    r = res.group("knobs")
     header = ["variant", "knob", "benign", "PSNR dB"] + [f"{t} {e:g}" for t in ("graybox", "adaptive") for e in EPS] + \
         ["overall 0.3", "passed 0.3"]
     rows = []
     for name, knob in KNOBS:
-        r = ref if name == "defense" else knobs
-        rows.append([name if name != "defense" else "acm.fif defense", knob, r.cell(name),
+        rows.append([name, knob, r.cell(name),
                      _num(r.values(name, "none", 0.0, "clean", "psnr"))]
                     + _cells(r, name, PGD, "graybox") + _cells(r, name, PGD, "adaptive")
                     + [r.cell(name, "worst", 0.3, "overall"), _num(r.values(name, PGD, 0.3, "graybox", "passed"), 2)])
