@@ -15,9 +15,14 @@ def test_shipped_recipes_load_compile_and_are_canonical(path):
     text = path.read_text()
     assert fif.format(text) == text, f"run: fif fmt {path}"
     r = fif.load_recipe(path)
+    from fif.kinds import LogitsKind
+    from fif.recipe_models import compile_entry, is_model
     for which in r.defenses():
-        p = r.compile(which)
-        assert p.output_shape == p.input_shape
+        p = compile_entry(r, which)
+        if is_model(p):  # a whole model (`at = classifier(adversarial=...)`) ends in logits
+            assert isinstance(r.compile_model(which).output_kind, LogitsKind)
+        else:
+            assert p.output_shape == p.input_shape
 
 
 def test_recipe_fields_are_read():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fif.reports import FAILS, HOLDS, get_report
-from fif.reports.acm import ABLATION, EPS, FGSM, KNOBS, MIFGSM, PGD, PROBES, TARGETED, probe_label
+from fif.reports.acm_setup import ABLATION, EPS, FGSM, KNOBS, MIFGSM, PGD, PROBES, TARGETED, probe_label
 from fif.reports.framework import render
 
 SPEC = get_report("acm")

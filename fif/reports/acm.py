@@ -13,29 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .acm_setup import ABLATION, ATTACKS, EPS, FGSM, KNOBS, PGD, PROBES, SEEDS, TARGETED, probe_label, seed_dir
+from .acm_claims import CLAIMS
+from .acm_files import diagnostics
 from .framework import Results, ReportSpec, Step, Table
-
-SEEDS = (0, 1)
-EPS = (0.1, 0.2, 0.3)
-FGSM, MIFGSM = "fgsm", "mifgsm"
-PGD = "pgd(steps=40, step=0.01)"
-TARGETED = "pgd(steps=100, step=0.01, targeted=True)"
-ATTACKS = ((FGSM, "FGSM"), (MIFGSM, "MI-FGSM"), (PGD, "PGD"))
-# The perturbation-only oracle of the paper's section 2: drop pixels or wavelet bands of eta.
-PROBES = ("droppixels(0.8)", "droppixels(0.5)", "dwt(haar) -> <LL: zero> -> idwt", "dwt(haar) -> <LH: zero> -> idwt",
-          "dwt(haar) -> <HL: zero> -> idwt", "dwt(haar) -> <HH: zero> -> idwt",
-          "dwt(haar) -> <LL, LH, HL: zero> -> idwt")
-# Table 3: which bands are compressed (HH, HL, LH, LL); `plain` is the control with none.
-ABLATION = (("defense", "✓✓✓✓"), ("keep_hh", "✗✓✓✓"), ("keep_hl", "✓✗✓✓"), ("keep_lh", "✓✓✗✓"),
-            ("keep_ll", "✓✓✓✗"), ("keep_high", "✗✗✗✓"), ("plain", "✗✗✗✗"))
-KNOBS = (("sigma0", "sigma = 0"), ("sigma1", "sigma = 1"), ("sigma5", "sigma = 5"), ("defense", "sigma = 20 (as acm.fif)"),
-         ("binary", "sigma = 20, sign codes at inference"), ("noisy", "sigma = 20, noise kept at inference"),
-         ("narrow_ll", "sigma = 20, LL path 4 channels wide"))
-
-
-def seed_dir(runs: Path, seed: int) -> Path:
-    return runs / "acm" / f"seed{seed}"
-
 
 def _steps(runs: Path) -> list[Step]:
     steps = []
@@ -183,10 +164,6 @@ def _small(res: Results) -> list[Table]:
     return [Table("ACM trained on 400 digits (the same 756 steps), PGD-40, accuracy %", header, rows)]
 
 
-def probe_label(source: str) -> str:
-    return f"probe: {source}"
-
-
 def _oracle(res: Results) -> list[Table]:
     r = res.group("main")
     header = ["perturbation kept", ] + [f"{lab} {e:g}" for a, lab in ((FGSM, "FGSM"), (PGD, "PGD")) for e in EPS]
@@ -225,19 +202,9 @@ because they are the numbers a deployment would see.
 """
 
 
-def _diagnostics(runs: Path, res: Results) -> list[Table]:
-    from .acm_files import diagnostics
-    return diagnostics(runs, res)
-
-
-def _claims():
-    from .acm_claims import CLAIMS
-    return CLAIMS
-
-
 SPEC = ReportSpec(
     name="acm",
     title="ACM (adaptive compression in the feature domain) at MNIST scale",
     paper="Niu, Chen, Li, Yang, Li and Yi, On the Limitations of Denoising Strategies as Adversarial Defenses, "
           "arXiv 2012.09384 (2020), sections 2-4",
-    steps=_steps, evals=_evals, tables=_tables, claims=_claims(), intro=INTRO, diagnostics=_diagnostics)
+    steps=_steps, evals=_evals, tables=_tables, claims=CLAIMS, intro=INTRO, diagnostics=diagnostics)

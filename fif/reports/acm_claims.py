@@ -7,7 +7,7 @@ Thresholds are stated in each check; "points" are percentage points of accuracy.
 
 from __future__ import annotations
 
-from .acm import ABLATION, EPS, FGSM, MIFGSM, PGD, PROBES, TARGETED, probe_label
+from .acm_setup import ABLATION, EPS, FGSM, MIFGSM, PGD, PROBES, TARGETED, probe_label
 from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, Verdict
 
 MID = EPS[len(EPS) // 2]      # the paper quotes its full-access numbers at its middle budget (4/255)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .acm_setup import ABLATION, KNOBS, SEEDS, seed_dir
 from .framework import Results, Table
 
 # The codes' histogram bins (edges of tanh values) and what counts as "near +-1".
@@ -41,7 +42,6 @@ def _fmt(values: list[float], spec: str) -> str:
 
 
 def _training(runs: Path, res: Results) -> Table:
-    from .acm import ABLATION, KNOBS, SEEDS, seed_dir
     groups = {"acm": res.group("ablation"), "acm400": res.group("small"), "acm_knobs": res.group("knobs")}
     names = {"acm": [n for n, _ in ABLATION], "acm400": ["defense"],
              "acm_knobs": [n for n, _ in KNOBS]}
@@ -101,7 +101,6 @@ def _codes(runs: Path, res: Results) -> Table:
     from ..loading import load
     from ..recipe import load_recipe
     from ..runtime import recipe_data
-    from .acm import KNOBS, SEEDS, seed_dir
     try:
         _, test = recipe_data(load_recipe("recipes/acm.fif"))
         x = test.images[:N_IMAGES]
