@@ -66,3 +66,9 @@ def test_report_results_pick_exact_labels_and_split_by_recipe(targeted_results):
     plain = r.values("none", "pgd(steps=20, step=0.02)", 0.3, "graybox")
     assert len(exact) == 1 and len(plain) == 1 and exact != plain
     assert len(r.values("none", "pgd", 0.3, "graybox")) == 2         # a bare name matches every setting
+
+
+def test_table_cells_split_variant_names_not_part_maps():
+    from fif.evaluate.report import _cell
+    assert _cell("dwt -> <HH: zero> -> idwt") == "`dwt -> <HH: zero> -> idwt`"
+    assert _cell("keep_hh: dwt -> <HL: zero> -> idwt") == "keep_hh: `dwt -> <HL: zero> -> idwt`"
