@@ -116,7 +116,11 @@ def _table3(res: Results) -> list[Table]:
                  f"({r.runs} seeds, mean ± spread)", header, rows,
                  note="✓ = the band is compressed (chancompress on HH/HL/LH, downup on LL); ✗ = passed to the "
                       "IDWT as it is. Every row is its own variant, retrained. The last row is the control with no "
-                      "band compressed (not in the paper).")
+                      "band compressed (not in the paper). Where a row's adaptive number is above its gray-box one, "
+                      "the gradient through the defense serves the attacker worse than the classifier's own (a "
+                      "near-identity autoencoder passes the gray-box perturbation on, and its output clamp passes "
+                      "no gradient where the reconstruction is below 0); overall takes the worse of the two per "
+                      "image.")
     paper = Table("Table 3 in the paper (PGD, gray-box, eps 1/2/4/8 / 255)",
                   ["HH", "HL", "LH", "LL", "eps 1", "eps 2", "eps 4", "eps 8"],
                   [list(m) + v for m, v in (("✓✓✓✓", ["65.7", "62.5", "59.0", "53.7"]),

@@ -31,7 +31,12 @@ def _graybox_gain(res: Results) -> Verdict:
         return m
     gains = [d - n for n, d in pairs]
     ev = "; ".join(f"eps {e:g}: {_p(n)} -> {_p(d)}" for e, (n, d) in zip(EPS, pairs))
-    return Verdict(HOLDS if min(gains) >= 0.2 else FAILS, ev + " (holds if +20 points or more at every eps)")
+    small = [e for e, g in zip(EPS, gains) if g < 0.2]
+    why = "" if not small else (
+        f"the gain shrinks as eps grows and is small at eps {', '.join(f'{e:g}' for e in small)}: an L-inf budget of "
+        "0.3 on [0, 1] digits can redraw strokes, which no reconstruction of the input undoes, while the paper's "
+        "largest budget, 8/255, stays far below what changes an ImageNet image's content")
+    return Verdict(HOLDS if not small else FAILS, ev + " (holds if +20 points or more at every eps)", why)
 
 
 def _benign_cost(res: Results) -> Verdict:
@@ -167,11 +172,19 @@ def _few_images(res: Results) -> Verdict:
     clean = (full.acc("defense"), few.acc("defense"))
     if (m := _missing(*[v for p in pairs for v in p], *clean)):
         return m
-    ok = all(abs(a - b) <= 0.05 for a, b in pairs) and clean[0] - clean[1] <= 0.02
+    ok = all(b >= a - 0.05 for a, b in pairs) and clean[1] >= clean[0] - 0.02
     ev = f"benign {_p(clean[0])} vs {_p(clean[1])}; gray-box PGD " + ", ".join(
         f"{_p(a)} vs {_p(b)}" for a, b in pairs)
-    return Verdict(HOLDS if ok else FAILS, "4000 vs 400 training digits: " + ev + " (holds if within 5 points "
-                   "under attack and 2 points benign)")
+    p_full, p_few = (_mean_of(r.values("defense", "none", 0.0, "clean", "psnr")) for r in (full, few))
+    why = "" if p_full is None or p_few is None or not any(b > a + 0.05 for a, b in pairs) else (
+        f"the 400-digit nets are more robust, not less: they reconstruct less well (PSNR {p_few:.1f} vs "
+        f"{p_full:.1f} dB), and here robustness rises as reconstruction gets worse")
+    return Verdict(HOLDS if ok else FAILS, "4000 vs 400 training digits: " + ev + " (holds if 400 digits lose at "
+                   "most 5 points under attack and 2 points benign)", why)
+
+
+def _mean_of(v: list[float]) -> float | None:
+    return sum(v) / len(v) if v else None
 
 
 def _probe(res: Results, source: str, attack: str, eps: float) -> float | None:
@@ -182,8 +195,11 @@ def _spatial_oracle(res: Results) -> Verdict:
     base, kept = res.group("main").acc("none", FGSM, TOP, "graybox"), _probe(res, PROBES[0], FGSM, TOP)
     if (m := _missing(base, kept)):
         return m
+    why = "" if kept - base <= 0.15 else (
+        "a fifth of the pixels of an L-inf perturbation has about 45% of its L2 norm; an ImageNet ResNet is fooled "
+        "by far smaller L2 perturbations than an MNIST CNN, which shrugs off what remains")
     return Verdict(HOLDS if kept - base <= 0.15 else FAILS, f"FGSM eps {TOP:g}: {_p(base)} -> {_p(kept)} with 80% "
-                   "of the perturbation's pixels removed (holds if it gains at most 15 points)")
+                   "of the perturbation's pixels removed (holds if it gains at most 15 points)", why)
 
 
 def _band_oracle(res: Results) -> Verdict:
