@@ -74,7 +74,7 @@ def _table2(res: Results) -> list[Table]:
             attacks = [] if threat == "overall" else [c for a, _ in ATTACKS for c in _cells(r, name, a, threat)]
             rows.append([label, threat, r.cell(name) if threat == "graybox" else ""]
                         + (attacks or ["" for _ in range(len(ATTACKS) * len(EPS))]) + _cells(r, name, "worst", threat))
-    ours = Table(f"Table 2 at MNIST scale: accuracy % (eps {eps}; {r.runs} runs, mean ± spread)", header, rows,
+    ours = Table(f"Table 2 at MNIST scale: accuracy % (eps {eps}; {r.runs} run(s), mean ± spread)", header, rows,
                  note="graybox: the attack sees the classifier only, as the paper's Table 2; adaptive: gradients "
                       "through ACM (BPDA through non-differentiable stages, EOT over random ones); worst: per image, "
                       "the worst of FGSM, MI-FGSM, PGD-40 and the targeted PGD-100 below; overall: the worst over "
@@ -113,7 +113,7 @@ def _table3(res: Results) -> list[Table]:
                       for e in EPS]
         rows.append(list(marks) + [name] + cells)
     ours = Table(f"Table 3 at MNIST scale: PGD-40, accuracy % (first row) and change in points from it "
-                 f"({r.runs} seeds, mean ± spread)", header, rows,
+                 f"({r.runs} seed(s), mean ± spread)", header, rows,
                  note="✓ = the band is compressed (chancompress on HH/HL/LH, downup on LL); ✗ = passed to the "
                       "IDWT as it is. Every row is its own variant, retrained. The last row is the control with no "
                       "band compressed (not in the paper). Where a row's adaptive number is above its gray-box one, "

@@ -66,12 +66,13 @@ def _fgsm_weakest(res: Results) -> Verdict:
     f, mi, p = (r.acc("defense", a, TOP, "graybox") for a in (FGSM, MIFGSM, PGD))
     if (m := _missing(f, mi, p)):
         return m
-    ok = min(f, mi) < p
-    why = "" if ok else ("here PGD's 40 small steps from a random start beat the one-step attacks, as they "
-                         "usually do on an undefended MNIST CNN; the paper's ordering may come from ImageNet-scale "
-                         "perturbations that ACM's compression handles differently")
+    ok = max(f, mi) < p
+    why = "" if ok else (
+        "the one-step FGSM is the weakest attack on the undefended CNN too, so what survives it says little about "
+        "ACM; the iterative MI-FGSM and PGD land close together, and MI-FGSM's momentum examples get through ACM "
+        "about as well as PGD's" if f >= p else "")
     return Verdict(HOLDS if ok else FAILS, f"eps {TOP:g}: FGSM {_p(f)}, MI-FGSM {_p(mi)}, PGD {_p(p)} (holds if "
-                   "FGSM or MI-FGSM is below PGD)", why)
+                   "both FGSM and MI-FGSM are below PGD)", why)
 
 
 def _full_access(res: Results) -> Verdict:
