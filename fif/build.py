@@ -61,9 +61,10 @@ class OpNode(nn.Module):
             g = x
         else:
             g = self._surrogate(self.inner, x, ctx) if self._ctx else self._surrogate(self.inner, x)
+        # y forward, exactly (g - g.detach() is exactly zero); the surrogate's gradient backward
         if isinstance(y, dict):
-            return {k: g[k] + (y[k] - g[k]).detach() for k in y}
-        return g + (y - g).detach()
+            return {k: y[k] + (g[k] - g[k].detach()) for k in y}
+        return y + (g - g.detach())
 
     def extra_repr(self):
         return f"op={self.op}"

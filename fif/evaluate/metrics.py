@@ -36,3 +36,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0, size: int = 11, si
     cov = F.conv2d(a * b, w, groups=C) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
     return s.flatten(1).mean(1)
+
+
+def transmission(defended_adv: torch.Tensor, defended: torch.Tensor, x_adv: torch.Tensor,
+                 x: torch.Tensor) -> torch.Tensor:
+    """How much of a perturbation gets through a defense, per sample:
+    ||D(x + eta) - D(x)||_2 / ||eta||_2 (1: all of it, 0: none); NaN where eta = 0."""
+    moved = (defended_adv - defended).flatten(1).norm(dim=1)
+    eta = (x_adv - x).flatten(1).norm(dim=1)
+    return torch.where(eta > 0, moved / eta.clamp(min=1e-12), torch.full_like(eta, float("nan")))

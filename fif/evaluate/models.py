@@ -26,6 +26,7 @@ from ..build import OpNode
 from ..errors import FifError, diagnostic
 from ..syntax.printer import expr
 from ..recipe_models import compile_entry, compile_env, compile_model, is_model, load_entry_weights
+from ..syntax.printer import expr as show
 from ..views import ClassifierView, classifier_view
 
 

@@ -89,7 +89,9 @@ def tables(results: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 def _cell(text: str, width: int = 60) -> str:
     """A table cell for a defense: its source in backticks, shortened when long."""
-    name, sep, source = text.partition(": ") if ": " in text and not text.startswith("probe") else ("", "", text)
+    head, sep, rest = text.partition(": ")
+    # `variant: source`; a defense's own line may hold `: ` inside a part map (`<HH: zero>`)
+    name, sep, source = (head, sep, rest) if sep and head.isidentifier() and head != "probe" else ("", "", text)
     if len(source) > width:
         source = source[: width - 3] + "..."
     source = source.replace("|", "\\|")

@@ -30,7 +30,7 @@ from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
-from .metrics import psnr, ssim
+from .metrics import psnr, ssim, transmission
 from .threats import OUTSIDE_OVERALL, bpda_view, known_models, restored
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
@@ -51,6 +51,7 @@ class Setup:
     batch: int
     eot: int
     weights: dict[str, str] = field(default_factory=dict)
+    targets: torch.Tensor | None = None  # random target labels (!= y) for targeted attacks
 
 
 def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
@@ -72,9 +73,10 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     entries, weights = recipe_entries(
         recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs, tuned=tuned,
         other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over), only=only)
-    return Setup(recipe, x, y, classifier, surrogate, entries, device,
-                 recipe.eval.seed if seed is None else seed, recipe.eval.batch,
-                 recipe.eval.eot if eot is None else int(eot), weights)
+    seed = recipe.eval.seed if seed is None else seed
+    targets = random_targets(y, classifier.num_classes, derive_seed(seed, "targets"))
+    return Setup(recipe, x, y, classifier, surrogate, entries, device, seed, recipe.eval.batch,
+                 recipe.eval.eot if eot is None else int(eot), weights, targets)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
@@ -97,10 +99,25 @@ def _predict(model: nn.Module, x: torch.Tensor, batch: int, seed=None) -> torch.
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
-def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed) -> torch.Tensor:
+def random_targets(y: torch.Tensor, classes: int, seed: int) -> torch.Tensor:
+    """A target label per sample, uniform over the classes other than its true one (ACM's protocol
+    for targeted PGD: the target is chosen uniformly at random), seeded."""
+    if classes < 2:
+        raise FifError(diagnostic("E250", f"a targeted attack needs at least 2 classes, the classifier has {classes}"))
+    g = torch.Generator().manual_seed(int(seed) % (2 ** 63))
+    shift = torch.randint(1, classes, (len(y),), generator=g).to(y.device)
+    return (y + shift) % classes
+
+
+def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed, targets=None) -> torch.Tensor:
+    """Adversarial examples of x; a targeted attack aims at `targets` (one per sample) instead of y."""
     info = get_attack(spec.name)
     params = dict(spec.params)
     params.setdefault("eot", eot)
+    if params.get("targeted"):
+        if targets is None:
+            raise FifError(diagnostic("E250", f"{spec.label()} is targeted, but no target labels were drawn"))
+        y = targets
     outs = []
     for i in range(0, len(x), batch):
         outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=derive_seed(seed, i), **params))
@@ -123,12 +140,14 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
     x, y = setup.x, setup.y
     start = time.perf_counter()
 
+    defended: dict[str, torch.Tensor] = {}
     for name, entry in setup.entries.items():
         t0 = time.perf_counter()
         pred = _predict(entry.model, x, setup.batch, seed=(setup.seed, "clean", name))
         row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
         if entry.defense is not None:
             row.update(_quality(entry.defense, x, x, setup.batch))
+            defended[name] = _defend(entry.defense, x, setup)
         rows.append(row)
 
     cache: dict[tuple, torch.Tensor] = {}  # adversarial examples shared by entries with one gray-box view
@@ -142,8 +161,14 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
             if made is None:  # the threat does not apply (no image-to-image defense to restore with)
                 continue
             x_adv, judge = made
-            ok = _predict(judge, x_adv, setup.batch, seed=(setup.seed, "judge", name, threat, spec.label(), e)) == y
-            row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0, norm=get_attack(spec.name).norm)
+            pred = _predict(judge, x_adv, setup.batch, seed=(setup.seed, "judge", name, threat, spec.label(), e))
+            ok = pred == y
+            extra = {"target_hit": float((pred == setup.targets).float().mean())} if spec.params.get("targeted") else {}
+            if name in defended:  # the share of the perturbation's L2 norm that gets through the defense
+                extra["passed"] = float(transmission(_defend(entry.defense, x_adv, setup), defended[name], x_adv,
+                                                     x).nanmean())
+            row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
+                       norm=get_attack(spec.name).norm, **extra)
             if entry.defense is not None:
                 row.update(_quality(entry.defense, x_adv, x, setup.batch))
             rows.append(row)
@@ -173,14 +198,15 @@ def _select_attacks(recipe: Recipe, names) -> list[AttackSpec]:
     attack's defaults); a call such as `pgd(steps=100)` is bound like a recipe's attack."""
     if not names:
         return list(recipe.eval.attacks)
-    by_name = {s.name: s for s in recipe.eval.attacks}
     out = []
     for name in names:
-        if "(" in name:
-            out.append(_attack_call(name))
-            continue
-        info = get_attack(name)
-        out.append(by_name.get(info.name, AttackSpec(name=info.name)))
+        exact = [s for s in recipe.eval.attacks if s.label() == name]   # a label as tables print it
+        if not exact and "(" in name:
+            exact = [_attack_call(name)]
+        if not exact:   # a bare name: every setting of it the recipe lists, else its defaults
+            info = get_attack(name)
+            exact = [s for s in recipe.eval.attacks if s.name == info.name] or [AttackSpec(name=info.name)]
+        out += [s for s in exact if s not in out]
     return out
 
 
@@ -209,24 +235,25 @@ def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
         key = ("graybox", entry.graybox.text, spec.label(), e)
         if key not in cache:
             cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, eot=1,
-                                 seed=(setup.seed, "graybox", spec.label(), e))
+                                 seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
         return cache[key], entry.model
     if threat == "transfer":
         key = ("transfer", spec.label(), e)
         if key not in cache:
-            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed)
+            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets)
         return cache[key], entry.model
     if threat == "whitebox":
-        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed), entry.model
+        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets), entry.model
     if threat == "adaptive":
         eot = setup.eot if entry.random else 1
-        return _attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed), entry.model
+        return (_attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed, targets=setup.targets),
+                entry.model)
     if threat == "bpda":
         eot = setup.eot if entry.random else 1
-        return _attack(bpda_view(entry), spec, x, y, e, batch=b, eot=eot, seed=seed), entry.model
+        return _attack(bpda_view(entry), spec, x, y, e, batch=b, eot=eot, seed=seed, targets=setup.targets), entry.model
     if threat == "known":
         attacked, judge = known_models(entry, setup.seed, spec.label(), e)
-        return _attack(attacked, spec, x, y, e, batch=b, eot=1, seed=seed), judge
+        return _attack(attacked, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets), judge
     if threat == "representation":
         if entry.defense is None:
             return None
@@ -235,6 +262,14 @@ def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
             cache[key] = restored(entry, x, b, setup.seed)
         return _attack(entry.graybox, spec, cache[key], y, e, batch=b, eot=1, seed=seed), entry.graybox
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
+
+
+def _defend(defense, x, setup: Setup) -> torch.Tensor:
+    """The defense's output; a random defense draws the same noise for every call (common random
+    numbers), so D(x_adv) - D(x) measures the perturbation, not two draws."""
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(derive_seed(setup.seed, "defend"))
+        return torch.cat([defense(x[i:i + setup.batch], generator=g) for i in range(0, len(x), setup.batch)])
 
 
 def _quality(defense: nn.Module, x_in: torch.Tensor, clean: torch.Tensor, batch: int) -> dict:
@@ -308,7 +343,7 @@ def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
             key = ("graybox", "classifier", spec.label(), e)
             if key not in cache:
                 cache[key] = _attack(setup.classifier, spec, setup.x, setup.y, e, batch=setup.batch, eot=1,
-                                     seed=(setup.seed, "graybox", spec.label(), e))
+                                     seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
             t0 = time.perf_counter()
             with torch.no_grad():
                 torch.manual_seed(derive_seed(setup.seed, "probe", e))

@@ -36,15 +36,20 @@ class Zero(nn.Module):
 
 
 class Clamp(nn.Module):
-    def __init__(self, lo: float, hi: float):
+    """Clips to [lo, hi]; with `train=False` only at inference (in training mode values pass, so a
+    decoder whose outputs start out of range still gets a gradient)."""
+
+    def __init__(self, lo: float, hi: float, train: bool = True):
         super().__init__()
-        self.lo, self.hi = lo, hi
+        self.lo, self.hi, self.clip_in_training = lo, hi, train
 
     def forward(self, x):
+        if self.training and not self.clip_in_training:
+            return x
         return x.clamp(self.lo, self.hi)
 
     def extra_repr(self):
-        return f"lo={self.lo}, hi={self.hi}"
+        return f"lo={self.lo}, hi={self.hi}" + ("" if self.clip_in_training else ", train=False")
 
 
 class BitDepth(nn.Module):
@@ -95,11 +100,14 @@ def _clamp_infer(inp, args, ctx):
     return inp.with_shape(kind="features")
 
 
-register_op("clamp", lambda args, inp, out: Clamp(args["lo"], args["hi"]),
-            params=[Param("lo", "float", 0.0, doc="lower bound"), Param("hi", "float", 1.0, doc="upper bound")],
-            infer=_clamp_infer, family="basic", doc="""clamp(lo=0, hi=1): clip values; clipping to [0, 1] makes an image.
+register_op("clamp", lambda args, inp, out: Clamp(args["lo"], args["hi"], args["train"]),
+            params=[Param("lo", "float", 0.0, doc="lower bound"), Param("hi", "float", 1.0, doc="upper bound"),
+                    Param("train", "bool", True, doc="clip while training too (false: only at inference)")],
+            infer=_clamp_infer, family="basic", doc="""clamp(lo=0, hi=1, train=true): clip values; clipping to [0, 1] makes an image.
 
-    conv(out=input) -> clamp""")
+    With train=false the values pass unclipped while training (the loss sees them, and a decoder
+    whose outputs start below 0 still learns) and are clipped at inference.
+    conv(out=input) -> clamp(train=false)""")
 
 
 def _image_only(name):

@@ -43,6 +43,7 @@ class Step:
 class Verdict:
     status: str          # HOLDS, FAILS or UNTESTED
     evidence: str        # the number that decides it, or why it was not tested
+    why: str = ""        # what we think explains it (listed under the claims table)
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,15 @@ class ReportSpec:
     paper: str
     steps: Callable[[Path], list[Step]]          # runs folder -> the commands
     evals: Callable[[Path], "list[Path] | dict[str, list[Path]]"]   # the results.json files to merge,
-    # or named groups of them ({"main": [...], "draws": [...]}: Results.group(name); "main" is the default)
+    # or named groups of them ({"main": [...], "draws": [...]}: Results.group(name); "main", when
+    # there is one, is what the tables and claims see by default, else every group together)
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
     discussion: Callable[["Results"], str] | None = None   # why the verdicts came out so, from the numbers
+    # runs folder, results -> tables measured from the runs' files (trained weights, logs), shown
+    # before the tables; may put numbers in results.extra for the claims
+    diagnostics: Callable[[Path, "Results"], list[Table]] | None = None
 
 
 class Results:
@@ -91,23 +96,35 @@ class Results:
 
     def __init__(self, records: list[dict], groups: "dict[str, Results] | None" = None):
         self.records = records
+        self.extra: dict = {}  # numbers a spec's diagnostics measured, for its claims
         self.rows = [dict(r, run=i) for i, rec in enumerate(records) for r in rec["rows"]]
         self.groups = groups or {}
 
+    def of(self, recipe: str) -> "Results":
+        """The runs of one recipe, for a report that merges several recipes' evaluations."""
+        out = Results([rec for rec in self.records if rec.get("recipe") == recipe])
+        out.extra = self.extra
+        return out
+
     def group(self, name: str) -> "Results":
-        """The runs of one named group (see ReportSpec.evals)."""
+        """The runs a spec's `evals` listed under `name` (evaluations of one kind, one per seed)."""
         if name not in self.groups:
             from ..errors import error
             raise error("E430", f"the report has no group of evaluations named '{name}'",
                         hint=f"groups: {', '.join(self.groups) or 'none'}")
-        return self.groups[name]
+        out = self.groups[name]
+        out.extra = self.extra
+        return out
 
     @classmethod
     def load(cls, paths) -> "Results":
+        """From a list of results.json files, or named groups of them (a file may be in several)."""
         if isinstance(paths, dict):
-            groups = {name: cls.load(p) for name, p in paths.items()}
-            main = groups.get("main") or next(iter(groups.values()))
-            return cls(main.records, groups)
+            groups = {name: cls.load(list(p)) for name, p in paths.items()}
+            if "main" in groups:
+                return cls(groups["main"].records, groups)
+            every = [dict(rec, group=name) for name, g in groups.items() for rec in g.records]
+            return cls(every, groups)
         records = []
         for p in paths:
             if not Path(p).is_file():
@@ -118,11 +135,15 @@ class Results:
         return cls(records)
 
     def values(self, defense: str, attack: str, eps: float, threat: str, key: str = "accuracy") -> list[float]:
+        """One value per run. `attack` is a row's exact label (`pgd(steps=100, targeted=True)`) or,
+        when no row has that label, an attack name (`pgd`) matching any settings of it."""
+        rows = [r for r in self.rows if r["defense"] == defense and r["threat"] == threat
+                and abs(r["eps"] - eps) < 1e-9 and key in r and not r.get("sanity")]
+        exact = [r[key] for r in rows if r["attack"] == attack]
+        if exact:
+            return exact
         short = attack.split("(")[0]
-        out = [r[key] for r in self.rows if r["defense"] == defense and r["threat"] == threat
-               and abs(r["eps"] - eps) < 1e-9 and (r["attack"] == attack or r["attack"].split("(")[0] == short)
-               and key in r and not r.get("sanity")]
-        return out
+        return [r[key] for r in rows if r["attack"].split("(")[0] == short]
 
     def acc(self, defense: str, attack: str = "none", eps: float = 0.0, threat: str = "clean") -> float | None:
         """Mean accuracy over runs (None when not measured)."""
@@ -159,15 +180,24 @@ def run_steps(spec: ReportSpec, runs: Path, *, force: bool = False, echo=print) 
             echo(f"done already: {step.command}")
             continue
         echo(f"running: {step.command}")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _children_cpu()
         proc = subprocess.run([sys.executable, "-m", "fif", *step.args])
         if proc.returncode != 0:
             from ..errors import error
             raise error("E431", f"the report's command failed (exit {proc.returncode}): {step.command}",
                         hint="fix what it printed above, then rerun fif report --run (finished steps are kept)")
-        done[step.command] = {"seconds": round(time.perf_counter() - t0, 1), "at": _now()}
+        done[step.command] = {"seconds": round(time.perf_counter() - t0, 1),
+                              "cpu_seconds": round(_children_cpu() - cpu0, 1), "at": _now()}
         _write_steps(record_path, done)
     return [{"command": s.command, **done.get(s.command, {})} for s in spec.steps(runs)]
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) used so far by finished child processes: a step's CPU time does
+    not grow when other jobs share the machine, its wall time does."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _now() -> str:
@@ -192,24 +222,32 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines = [f"# {spec.title}", "", f"Paper: {spec.paper}", ""]
     lines += ["Written by `" + command + "`; do not edit by hand. The numbers come from these commands "
               "(times measured when they ran, on the machine named below):", "", "```"]
-    total = 0.0
+    total = cpu = 0.0
     for step in spec.steps(runs):
-        took = steps.get(step.command, {}).get("seconds")
-        total += took or 0.0
-        lines.append(f"{step.command}" + (f"    # {took:.0f} s" if took is not None else "    # time not recorded"))
-    lines += ["```", "", f"Total: {total / 60:.1f} min. " + _machine(results), ""]
+        took, used = (steps.get(step.command, {}).get(k) for k in ("seconds", "cpu_seconds"))
+        total, cpu = total + (took or 0.0), cpu + (used or 0.0)
+        when = "    # time not recorded" if took is None else f"    # {took:.0f} s" + (
+            f" ({used:.0f} s CPU)" if used is not None else "")
+        lines.append(f"{step.command}{when}")
+    lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
-    for table in spec.tables(results):
+    tables = (spec.diagnostics(runs, results) if spec.diagnostics else []) + spec.tables(results)
+    for table in tables:
         lines.append(table.markdown())
     lines += ["## The paper's claims, checked here", "", "| claim | paper | here | verdict |", "|---|---|---|---|"]
     counts = {HOLDS: 0, FAILS: 0, UNTESTED: 0}
+    reasons = []
     for claim in spec.claims:
         v = claim.check(results)
         counts[v.status] += 1
         lines.append(f"| {claim.statement} | {claim.paper} | {v.evidence} | **{v.status}** |")
+        if v.why:
+            reasons.append(f"- **{claim.statement}** ({v.status}): {v.why}")
     lines += ["", f"{counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTED]} not tested here "
               f"({results.runs} evaluation run(s) merged; ± is the spread over runs).", ""]
+    if reasons:
+        lines += ["### Why, as far as we can tell", ""] + reasons + [""]
     if spec.discussion is not None:
         lines += ["## Why, as far as we can tell", "", spec.discussion(results).strip(), ""]
     return "\n".join(lines)
