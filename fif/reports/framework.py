@@ -101,18 +101,17 @@ class Results:
         self.groups = groups or {}
 
     def of(self, recipe: str) -> "Results":
-        """The runs of one recipe, for a report that merges several recipes' evaluations."""
-        out = Results([rec for rec in self.records if rec.get("recipe") == recipe])
+        """The runs of one recipe (in any group), for a report that merges several recipes' evaluations."""
+        every = {id(rec): rec for rec in self.records}
+        for g in self.groups.values():
+            every.update({id(rec): rec for rec in g.records})
+        out = Results([rec for rec in every.values() if rec.get("recipe") == recipe])
         out.extra = self.extra
         return out
 
     def group(self, name: str) -> "Results":
         """The runs a spec's `evals` listed under `name` (evaluations of one kind, one per seed)."""
-        if name not in self.groups:
-            from ..errors import error
-            raise error("E430", f"the report has no group of evaluations named '{name}'",
-                        hint=f"groups: {', '.join(self.groups) or 'none'}")
-        out = self.groups[name]
+        out = self.groups.get(name) or Results([])   # a group with no runs measures nothing
         out.extra = self.extra
         return out
 
