@@ -108,6 +108,20 @@ CASES = [
 ]
 
 
+def test_a_keyword_only_parameter_takes_no_positional_argument():
+    from fif.errors import DiagnosticSink
+    from fif.passes.bind import bind_args, signature
+    from fif.registry import Param
+    params = (Param("k", "int", 2), Param("bits", "bool", False, keyword=True), Param("scale", "float", 1.0, keyword=True))
+    assert signature("q", params) == "q(k: int = 2, *, bits: bool = false, scale: float = 1)"
+    call = fif.parse("q(3, bits, scale=2)").statements[0].value
+    assert bind_args("q", params, call, DiagnosticSink()) == {"k": 3, "bits": True, "scale": 2.0}
+    sink = DiagnosticSink()
+    assert bind_args("q", params, fif.parse("q(3, 4)").statements[0].value, sink) is None
+    assert [(d.code, d.column) for d in sink.items] == [("E220", 6)]
+    assert "at most 1 argument(s) by position" in sink.items[0].message
+
+
 def test_the_template_itself_is_valid():
     r = recipe_from_text(_recipe("EVAL", GOOD["EVAL"]))
     assert r.classifier.width == 8 and r.train[0].loss[0].name == "l1"

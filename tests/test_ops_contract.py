@@ -34,7 +34,7 @@ S3 = (3, 16, 16)
 
 # op name -> [(fif snippet that uses it, input shape)]. Keep them small: this runs for every op.
 SNIPPETS = {
-    "bitdepth": [("bitdepth(4)", S1), ("bitdepth(2)", S3)],
+    "bitdepth": [("bitdepth(4)", S1), ("bitdepth(2)", S3), ("bitdepth(3, bits=true)", S1)],
     "blockdct": [("blockdct", S1), ("blockdct(4, split=3, scale=1, shift=0)", (2, 9, 7))],
     "chancompress": [("chancompress(1/2, noise)", S3), ("chancompress(code=1, noise=0.5, test_noise=true)", S1)],
     "clamp": [("clamp", S1), ("clamp(-0.5, 0.5)", S3)],
