@@ -67,6 +67,13 @@ def test_render_lists_commands_with_times_tables_and_verdicts(tmp_path):
     assert "1 hold, 1 do not hold, 1 not tested here (2 evaluation run(s) merged" in md
 
 
+def test_a_discussion_is_written_from_the_numbers_after_the_claims(tmp_path):
+    spec = _spec(tmp_path)
+    spec.discussion = lambda r: f"The defense keeps {100 * r.acc('defense', 'pgd', 0.3, 'graybox'):.1f}% because ..."
+    md = render(spec, tmp_path, "fif report demo")
+    assert md.index("## The paper's claims") < md.index("## Why") < md.index("The defense keeps 75.0% because")
+
+
 def test_missing_results_is_a_positioned_error(tmp_path):
     spec = _spec(tmp_path)
     spec.evals = lambda runs: [tmp_path / "nowhere" / "results.json"]

@@ -12,7 +12,9 @@ import importlib
 from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, ReportSpec, Step, Table, Verdict, pct  # noqa: F401
 
 # name -> module defining SPEC; modules load on first use.
-REPORTS: dict[str, str] = {}
+REPORTS: dict[str, str] = {
+    "bitdepth_sr": "fif.reports.bitdepth_sr",
+}
 
 
 def get_report(name: str) -> ReportSpec:

@@ -7,7 +7,8 @@ A report spec names its paper, the exact commands that produce its numbers (each
 `fif eval` run, with its own output folder), the paper-shaped tables, and the paper's claims. Each
 claim is checked against the measured numbers and gets a verdict, "holds", "does not hold" or "not
 tested here", with the number that decides it. The report opens with the commands and how long
-each took (measured when `--run` ran it, recorded in `<runs>/<report>/steps.json`).
+each took (measured when `--run` ran it, recorded in `<runs>/<report>/steps.json`). A spec may end
+with a discussion written from the measured numbers (why the verdicts come out as they do).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class ReportSpec:
     tables: Callable[["Results"], list[Table]]
     claims: list[Claim] = field(default_factory=list)
     intro: str = ""
+    discussion: Callable[["Results"], str] | None = None  # after the claims: why they come out so, from the numbers
 
 
 class Results:
@@ -195,6 +197,8 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
         lines.append(f"| {claim.statement} | {claim.paper} | {v.evidence} | **{v.status}** |")
     lines += ["", f"{counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTED]} not tested here "
               f"({results.runs} evaluation run(s) merged; ± is the spread over runs).", ""]
+    if spec.discussion is not None:
+        lines += ["## Why", "", spec.discussion(results).strip(), ""]
     return "\n".join(lines)
 
 
