@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import fif
-from fif.registry import Param, all_ops, get_op, register_op, unregister_op
+from fif.registry import Catalog, Param, all_ops, get_op, register_op, unregister_op
 from fif.passes.resolve import stage_calls
 from fif.compiler import CompileEnv, make_plan
 from fif.syntax import nodes as n
@@ -475,6 +475,9 @@ PARAM_TABLE = [
     (dict(name="k", type="bool", default=False), True),
     (dict(name="k", type="pipeline"), True),
     (dict(name="k", type="float", default=0.0, flag_value=20.0), True),
+    (dict(name="k", type="bool", default=False, keyword=True), True),
+    (dict(name="k", type="float|list[float]|call", catalog=Catalog("draw", lambda: {"uniform": ()})), True),
+    (dict(name="k", type="float|list[float]|call"), False),
     (dict(name="k", type="integer"), False),
     (dict(name="k", type="list[str]"), False),
     (dict(name="k", type="choice"), False),
