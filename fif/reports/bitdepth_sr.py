@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, ReportSpec, Step, Table, Verdict
+from .bitdepth_sr_discussion import discussion
 from .framework import pct as _p
 
 RECIPE = "recipes/bitdepth_sr.fif"
@@ -350,8 +351,7 @@ and the evaluation's record).
 """
 
 def _discussion(r: Results) -> str:
-    from .bitdepth_sr_discussion import discussion
-    return discussion(r)
+    return discussion(r, mid=MID, l2=l2_budget(r) or 0.0)
 
 
 SPEC = ReportSpec(

@@ -6,11 +6,12 @@ written from the measured numbers (and worded by them: a rerun that measures oth
 
 from __future__ import annotations
 
-from .bitdepth_sr import MID, l2_budget
 from .framework import Results, pct as _p
 
 
-def discussion(r: Results) -> str:
+def discussion(r: Results, *, mid: float, l2: float) -> str:
+    """The section's Markdown; `mid` is Table 1's eps, `l2` the C&W budget the runs used."""
+
     def a(*k) -> str:
         return _p(r.acc(*k))
 
@@ -18,7 +19,6 @@ def discussion(r: Results) -> str:
         x = r.acc(*k)
         return float("nan") if x is None else x
 
-    l2 = l2_budget(r) or 0.0
     sanity = [x["accuracy"] for x in r.rows if x.get("sanity") and x["threat"] == "adaptive"]
     lenet_weaker = v("lenet") < v("none")
     near_clean = v("defense", "bim", 0.3, "graybox") >= v("defense") - 0.03
@@ -29,8 +29,8 @@ def discussion(r: Results) -> str:
         "digits, against 99% in the paper, so the Table 1 claims are checked as drops from the defended clean "
         "accuracy (the paper's 99 -> 98-99), not as absolute numbers.",
         f"**Table 1.** In front of the small CNN it was trained against, the defense keeps "
-        f"{a('defense', 'bim', MID, 'graybox')} under gray-box BIM at {MID} (clean {a('defense')}); in front of "
-        f"LeNet {a('lenet_defended', 'bim', MID, 'graybox')} (clean {a('lenet_defended')}). "
+        f"{a('defense', 'bim', mid, 'graybox')} under gray-box BIM at {mid} (clean {a('defense')}); in front of "
+        f"LeNet {a('lenet_defended', 'bim', mid, 'graybox')} (clean {a('lenet_defended')}). "
         + ("LeNet is the weaker classifier here, and its adversarial examples are not the small CNN's FGSM "
            "examples the reconstruction was trained on." if lenet_weaker else
            "The reconstruction carries over to a classifier it was not trained against."),
@@ -59,10 +59,10 @@ def discussion(r: Results) -> str:
         "flipped all the way are not undone by rounding. The paper reports gray-box C&W only.",
         "**Minimal attacks.** DeepFool and C&W look for the smallest perturbation that crosses the boundary, so "
         "a transformation undoes most of them: bit depth alone keeps "
-        f"{a('bitdepth_only', 'deepfool', MID, 'graybox')} (DeepFool) and {a('bitdepth_only', 'cw', l2, 'graybox')}"
+        f"{a('bitdepth_only', 'deepfool', mid, 'graybox')} (DeepFool) and {a('bitdepth_only', 'cw', l2, 'graybox')}"
         " (C&W) gray-box. They do not tell defenses apart; eps-bounded BIM/PGD and the overall worst case do.",
-        f"**Adversarial training.** The PGD-trained small CNN keeps {a('adv_trained', 'worst', MID, 'overall')} "
-        f"overall at {MID} and {a('adv_trained', 'worst', 0.3, 'overall')} at 0.3 (clean {a('adv_trained')}); it "
+        f"**Adversarial training.** The PGD-trained small CNN keeps {a('adv_trained', 'worst', mid, 'overall')} "
+        f"overall at {mid} and {a('adv_trained', 'worst', 0.3, 'overall')} at 0.3 (clean {a('adv_trained')}); it "
         "is trained briefly on the same small training set, a comparison at this scale, not with a converged "
         "Madry model.",
         "**Not tested.** F-MNIST and CIFAR-10 (Tables 2-4), ResNet-50 and GoogLeNet, and EDSR's x2 -> x4 "
