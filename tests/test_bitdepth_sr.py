@@ -75,6 +75,8 @@ def test_a_reduced_copy_trains_evaluates_and_fills_the_reports_tables(tmp_path):
     assert "eps=uniform(0, 0.3)" in setup["training (every learnable entry)"] and "limit = 64" in setup[
         "training (every learnable entry)"]
     assert setup["entry `defense`"] == "`bitdepth(2) -> edsr(4, 1, res_scale=1) -> clamp`"
+    assert setup["entry `lenet_defended`"] == ("`let defense = bitdepth(2) -> edsr(4, 1, res_scale=1) -> clamp`; "
+                                             "`defense -> classifier(arch=lenet)`")
     psnr = {row[0]: row[1] for row in tables["Restored clean test images against the originals"].rows}
     assert len(psnr) == 4 and all(v.endswith(" dB") for v in psnr.values())
     verdicts = {c.id: c.check(r) for c in CLAIMS}

@@ -134,8 +134,13 @@ def _setup(r: Results) -> Table:
     if stage:
         rows.insert(0, ["training (every learnable entry)", "; ".join(f"`{line}`" for line in stage)])
     sources = rec.get("sources", {})
-    rows += [[f"entry `{name}`", f"`{' '.join(sources.get(name, '?').split())}`"] for name, _ in ROWS if name in sources]
+    rows += [[f"entry `{name}`", _code_lines(sources[name])] for name, _ in ROWS if name in sources]
     return Table("Setup, as run", ["what", "setting"], rows)
+
+
+def _code_lines(text: str) -> str:
+    """A pipeline's text in one table cell: each line (a `let`, then the pipeline) as code."""
+    return "; ".join(f"`{' '.join(line.split())}`" for line in text.strip().splitlines() if line.strip())
 
 
 def _train_section(rec: dict) -> list[str]:
