@@ -192,6 +192,19 @@ class Recipe(_Model):
             decls += [e for e in r.entries if isinstance(e, (n.Let, n.Def))]
         return decls
 
+    def entry_declarations(self, which: str = "defense") -> list:
+        """declarations(), plus `let defense = <the recipe's defense>` for a variant that names
+        `defense` (a whole model such as `lenet = defense -> classifier(arch=lenet)`): it is the
+        same defense, and `fif eval` gives it the defense's trained weights."""
+        decls = self.declarations()
+        expr = self.defenses()[which]
+        if which == "defense" or self.defense is None or any(d.name == "defense" for d in decls):
+            return decls
+        from .passes.resolve import stage_calls
+        if any(c.name == "defense" for c, _ in stage_calls(expr)):
+            decls = decls + [n.Let("defense", self.defense)]
+        return decls
+
     def compile(self, which: str = "defense", input_shape=None):
         """Build the defense (or a variant) as a `fif.Pipeline`; it must map an image to an image
         of the same shape (E322; whole models are compiled by `compile_model`). Errors point into
@@ -214,7 +227,7 @@ class Recipe(_Model):
     def pipeline_text(self, which: str = "defense") -> str:
         """Stand-alone program text for one defense (its lets and defs in front), as
         `fif.compile` takes it."""
-        prog = n.Program(tuple(self.declarations()) + (n.Statement(self.defenses()[which]),))
+        prog = n.Program(tuple(self.entry_declarations(which)) + (n.Statement(self.defenses()[which]),))
         return format_program(prog)
 
 

@@ -11,7 +11,8 @@ written, and the model an evaluation attacks (a pipeline that ends in logits).
 An entry (the defense, or a variant) either maps an image to an image like its input (a defense:
 its model is the recipe's `model` with `defense` bound to it, `defense -> classifier` by default)
 or ends in logits (a whole model, evaluated as it is). Inside a model, `defense` is a `let`, so
-the trained defense's weights load into it unchanged.
+the trained defense's weights load into it unchanged; so it is in a whole-model variant such as
+`lenet = defense -> classifier(arch=lenet)` (the trained defense in front of another classifier).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def compile_entry(recipe, which: str = "defense", input_shape=None, env=None):
     from .compiler import compile_program
     shape, env = _shape_env(recipe, input_shape, env)
     expr = recipe.defenses()[which]
-    pipeline = compile_program(recipe.program, shape, expression=expr, decls=recipe.declarations(), env=env,
-                               source=recipe.pipeline_text(which))
+    pipeline = compile_program(recipe.program, shape, expression=expr, decls=recipe.entry_declarations(which),
+                               env=env, source=recipe.pipeline_text(which))
     out = pipeline.output_kind
     if not isinstance(out, LogitsKind) and out != pipeline.plan.input_kind:
         raise FifError(diagnostic(
@@ -133,6 +134,30 @@ def _copy_defense(entry, model) -> None:
     model.shared["defense"].load_state_dict(entry.root.state_dict())
     for name, module in entry.shared.items():
         model.shared[name].load_state_dict(module.state_dict())
+
+
+def borrows_defense(recipe, which: str, entry) -> bool:
+    """True when `which` is a whole-model variant whose every learnable weight sits in the
+    recipe's defense (`lenet = defense -> classifier(arch=lenet)`): it is not trained on its own,
+    it takes the trained defense's weights."""
+    if which == "defense" or not is_model(entry) or "defense" not in entry.shared:
+        return False
+    borrowed = {id(p) for name, m in entry.shared.items() if name == "defense" or _in_defense(recipe, name)
+                for p in m.parameters()}
+    return not any(p.requires_grad and id(p) not in borrowed for p in entry.parameters())
+
+
+def _in_defense(recipe, name: str) -> bool:
+    """A let the defense uses (its weights come with the defense's)."""
+    from .passes.resolve import stage_calls
+    lets = {d.name: d.value for d in recipe.declarations() if isinstance(d, n.Let)}
+    seen, todo = set(), [recipe.defense]
+    while todo:
+        for c, _ in stage_calls(todo.pop()):
+            if c.name in lets and c.name not in seen:
+                seen.add(c.name)
+                todo.append(lets[c.name])
+    return name in seen
 
 
 def load_entry_weights(entry, model) -> None:

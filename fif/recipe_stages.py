@@ -3,6 +3,7 @@ schedule through the one binder, then the checks between them that need no data 
 (lets, classifier modules, `min_eps` against the eps list, chains), all positioned.
 
     stage s { inputs = adversarial(attack=pgd, eps=[0.1, 0.3], steps=10); loss = l1 + l1(m, min_eps=0.2) }
+    stage t { inputs = adversarial(attack=fgsm, eps=uniform(0, 0.3)); loss = mse }
 
 `adversarial(...)` takes the attack's own settings as further keywords (`steps=10` above); they are
 bound against that attack's parameters and end up in `attack`: Bound('pgd', {'steps': 10}).
@@ -142,6 +143,11 @@ def _adversarial(b: Binder, call: n.Call) -> dict | None:
             b.error("E225", f"'{k}' is given twice: in attack={chosen.name}(...) and in adversarial(...)",
                     next(a.name_span for a in call.args if a.name == k), hint="give each setting once")
             return None
+    eps = args.get("eps")
+    if isinstance(eps, Bound) and eps.args["low"] > eps.args["high"]:
+        b.error("E224", f"eps=uniform(low, high) needs low <= high, got {eps.args['low']:g} > {eps.args['high']:g}",
+                arg_span(params, call, "eps"), hint=f"write uniform({eps.args['high']:g}, {eps.args['low']:g})")
+        return None
     if NORMS[chosen.name] != "linf":
         b.error("E226", f"{chosen.name} is an {NORMS[chosen.name]} attack; training pairs use L-inf "
                 "budgets", attack.span, hint="use pgd, fgsm, bim, mifgsm or apgd")
@@ -197,6 +203,8 @@ def _check(b: Binder, s: n.Section, name: str, st: dict, got: dict, terms, input
         b.error("E423", f"stage '{name}' trains the classifier, and its default loss l1 compares a defense's "
                 "output with the clean image", s.name_span, hint="give it a loss such as `loss = ce`")
     eps_values = inputs["args"]["eps"] if inputs is not None and inputs["kind"] == "adversarial" else None
+    if isinstance(eps_values, Bound):  # uniform(low, high): the largest eps a sample can draw is high
+        eps_values = [eps_values.args["low"], eps_values.args["high"]]
     for t, call in terms or ():
         ps = LOSSES[t["name"]]
         on, min_eps = t["args"].get("on"), t["args"].get("min_eps", 0.0)

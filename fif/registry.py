@@ -24,13 +24,14 @@ REQUIRED = object()
 SCALAR_TYPES = ("int", "float", "number", "bool", "str", "choice", "channels", "pipeline", "call")
 PARAM_TYPES = SCALAR_TYPES + ("list[int]", "list[float]",
                               "float|list[float]", "str|list[str]", "choice|list[choice]",
-                              "call|list[call]", "int|list[pipeline]")
+                              "call|list[call]", "int|list[pipeline]", "float|list[float]|call")
 
 
 def type_parts(t: str) -> tuple[str | None, str | None]:
-    """(scalar alternative, list item type) of a parameter type: `float|list[float]` -> (float, float)."""
+    """(scalar alternative, list item type) of a parameter type: `float|list[float]` -> (float, float).
+    A trailing `|call` alternative is not counted: the binder tries it first (see Param)."""
     scalar = item = None
-    for part in t.split("|"):
+    for part in t.removesuffix("|call").split("|"):
         if part.startswith("list[") and part.endswith("]"):
             item = part[5:-1]
         else:
@@ -69,6 +70,9 @@ class Param:
     `channels` is an int or the word `input`. Ranges are closed unless `low_open` / `high_open`;
     `size` fixes a list's length. A `call` parameter names its `catalog`; `shorthand` = (name,
     param) lets a bare number stand for that call: `adversarial=0.3` is `adversarial=pgd(eps=0.3)`.
+    A type with a `|call` alternative (`float|list[float]|call`) takes a number, a list, or a call
+    from the catalog: `eps=uniform(0, 0.3)`. `keyword` makes a parameter keyword-only:
+    `bitdepth(2, bits=true)` sets it, `bitdepth(2, 3)` is E220.
     """
 
     name: str
@@ -84,6 +88,7 @@ class Param:
     size: int | None = None
     catalog: Catalog | None = field(default=None, compare=False)
     shorthand: tuple[str, str] | None = None
+    keyword: bool = False  # keyword-only: no positional argument binds to it (a bare flag name still does)
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -99,7 +104,10 @@ class Param:
 
     def signature(self) -> str:
         text = f"{self.name}: {self.type}"
-        if "choice" in self.type or "call" in self.type:
+        if self.type.endswith("|call"):
+            draws = "|".join(f"{k}({', '.join(p.name for p in ps)})" for k, ps in self.catalog.entries().items())
+            text = f"{self.name}: {self.type.removesuffix('call')}{draws}"
+        elif "choice" in self.type or "call" in self.type:
             if "call" in self.type:
                 shown = self.catalog.what
             elif len(self.choices) <= 10:
@@ -116,6 +124,17 @@ class Param:
         if self.flag_value is not None:
             text += f" (bare `{self.name}` = {_show(self.flag_value)})"
         return text
+
+
+def param_list(params: Sequence[Param]) -> str:
+    """`levels: int in [2, 256], *, bits: bool = false`: keyword-only parameters after a `*`."""
+    parts, star = [], False
+    for p in params:
+        if p.keyword and not star:
+            parts.append("*")
+            star = True
+        parts.append(p.signature())
+    return ", ".join(parts)
 
 
 def _show(v):
@@ -170,7 +189,7 @@ class OpSpec:
         return None
 
     def signature(self) -> str:
-        sig = f"{self.name}({', '.join(p.signature() for p in self.params)})"
+        sig = f"{self.name}({param_list(self.params)})"
         if self.is_block:
             sig += " { p | q ... }"
         return sig

@@ -76,6 +76,12 @@ CASES = [
     ("inputs-attack-twice", "STAGE", "inputs = adversarial(attack=pgd(steps=3), eps=0.3, steps=4)", "E225", 6, 72),
     ("inputs-eps", "STAGE", "inputs = adversarial(eps=[0.1, 1.2])", "E224", 6, 52),
     ("inputs-against", "STAGE", "inputs = adversarial(eps=0.1, against=both)", "E226", 6, 59),
+    ("inputs-eps-draw-unknown", "STAGE", "inputs = adversarial(eps=uniformm(0, 0.3))", "E226", 6, 46),
+    ("inputs-eps-draw-range", "STAGE", "inputs = adversarial(eps=uniform(0, 1.3))", "E224", 6, 57),
+    ("inputs-eps-draw-missing", "STAGE", "inputs = adversarial(eps=uniform(0.1))", "E222", 6, 46),
+    ("inputs-eps-draw-order", "STAGE", "inputs = adversarial(eps=uniform(0.3, 0.1))", "E224", 6, 46),
+    ("inputs-eps-draw-min-eps", "STAGE", "inputs = adversarial(eps=uniform(0, 0.1)); loss = l1(min_eps=0.2)",
+     "E423", 6, 82),
     ("optim-unknown", "STAGE", "optim = rmsprop(lr=0.1)", "E226", 6, 29),
     ("optim-range", "STAGE", "optim = adam(lr=0)", "E224", 6, 37),
     ("optim-param", "STAGE", "optim = adamw(momentum=0.9)", "E221", 6, 35),
@@ -110,6 +116,30 @@ CASES = [
     ("data-path-missing", "DATA", "npz(train=10)", "E222", 2, 10),
     ("data-path-type", "DATA", "folder(3)", "E223", 2, 17),
 ]
+
+
+def test_eps_uniform_binds_as_a_draw_and_lists_stay_lists():
+    r = recipe_from_text(_recipe("STAGE", "inputs = adversarial(attack=fgsm, eps=uniform(0, 0.3)); "
+                                          "loss = l1 + l1(min_eps=0.2)"))
+    assert tuple(r.train[0].inputs.args["eps"]) == ("uniform", {"low": 0.0, "high": 0.3})
+    r = recipe_from_text(_recipe("STAGE", "inputs = adversarial(eps=[0.1, 0.3])"))
+    assert r.train[0].inputs.args["eps"] == [0.1, 0.3]
+    from fif.recipe_binding import catalog
+    assert "eps: float|list[float]|uniform(low, high) in [0, 1]" in catalog()["inputs"]["adversarial"]
+
+
+def test_a_keyword_only_parameter_takes_no_positional_argument():
+    from fif.errors import DiagnosticSink
+    from fif.passes.bind import bind_args, signature
+    from fif.registry import Param
+    params = (Param("k", "int", 2), Param("bits", "bool", False, keyword=True), Param("scale", "float", 1.0, keyword=True))
+    assert signature("q", params) == "q(k: int = 2, *, bits: bool = false, scale: float = 1)"
+    call = fif.parse("q(3, bits, scale=2)").statements[0].value
+    assert bind_args("q", params, call, DiagnosticSink()) == {"k": 3, "bits": True, "scale": 2.0}
+    sink = DiagnosticSink()
+    assert bind_args("q", params, fif.parse("q(3, 4)").statements[0].value, sink) is None
+    assert [(d.code, d.column) for d in sink.items] == [("E220", 6)]
+    assert "at most 1 argument(s) by position" in sink.items[0].message
 
 
 def test_the_template_itself_is_valid():

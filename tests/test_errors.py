@@ -144,6 +144,8 @@ ERRORS = [
     ("wrong-type-bool", "noise(0.1, clip=maybe)", ("E223", 1, 17)),
     ("out-of-range-low", "bitdepth(1)", ("E224", 1, 10)),
     ("out-of-range-high", "bitdepth(levels=300)", ("E224", 1, 17)),
+    ("out-of-range-bits", "bitdepth(9, bits=true)", ("E224", 1, 10)),
+    ("bits-is-keyword-only", "bitdepth(2, true)", ("E220", 1, 13)),
     ("out-of-range-negative", "noise(-0.5)", ("E224", 1, 7)),
     ("out-of-range-ratio", "chancompress(7)", ("E224", 1, 14)),
     ("out-of-range-clamp", "clamp(1, 0)", ("E224", 1, 10)),

@@ -247,3 +247,46 @@ def test_classifier_settings_in_a_model_give_other_trained_classifiers(tmp_path)
     results = run_eval(recipe, runs=tmp_path / "runs")
     clean = {r["defense"]: r["accuracy"] for r in results["rows"] if r["threat"] == "clean"}
     assert set(clean) == {"none", "defense", "at", "on_lenet"} and min(clean.values()) > 0.15  # above chance
+
+
+BORROW = """
+recipe borrow {
+  data = mnist5k(train=300, test=100, seed=0)
+  classifier = smallcnn(width=4, epochs=1, lr=0.003, batch=64)
+  let sr = edsr(4, 1) -> clamp
+  defense = bitdepth(2) -> sr
+  train { stage s { inputs = adversarial(attack=fgsm, eps=uniform(0, 0.3)); loss = mse; limit = 64; batch = 32 } }
+  eval { attacks = [fgsm]; eps = [0.2]; threat = [graybox, adaptive]; n = 16 }
+  variants {
+    on_lenet = defense -> classifier(arch=lenet, epochs=1)
+    own = bitdepth(2) -> edsr(4, 1) -> clamp -> classifier(arch=lenet, epochs=1)
+  }
+}
+"""
+
+
+def test_a_whole_model_variant_naming_defense_takes_the_trained_defense(tmp_path):
+    """`defense -> classifier(arch=lenet)`: the recipe's defense with the weights fif train gave it
+    (lets and all), in front of another classifier; it is not trained on its own. A whole model
+    with learnable weights of its own still needs its own checkpoint (E421)."""
+    from fif.evaluate.runner import prepare
+    from fif.recipe_models import borrows_defense, compile_entry
+    path = tmp_path / "borrow.fif"
+    path.write_text(BORROW)
+    recipe = fif.load_recipe(path)
+    assert "let defense = bitdepth(2) -> sr" in recipe.pipeline_text("on_lenet")
+    assert borrows_defense(recipe, "on_lenet", compile_entry(recipe, "on_lenet"))
+    assert not borrows_defense(recipe, "own", compile_entry(recipe, "own"))
+    summary = run_training(recipe, out=tmp_path / "runs" / "borrow" / "train")
+    assert [s["target"] for s in summary["stages"]] == ["defense"]          # the whole models are not trained
+    with pytest.raises(fif.FifError) as e:
+        prepare(recipe, n=8, runs=tmp_path / "runs")
+    assert e.value.code == "E421" and "'own'" in e.value.message
+    recipe = fif.recipe.recipe_from_text(BORROW.replace("    own = bitdepth(2) -> edsr(4, 1) -> clamp -> classifier(arch=lenet, epochs=1)\n", ""),
+                                         str(path))
+    setup = prepare(recipe, n=8, runs=tmp_path / "runs")
+    trained = fif.load(tmp_path / "runs" / "borrow" / "train" / "defense.safetensors").state_dict()
+    mine = setup.entries["on_lenet"].model.shared["sr"].state_dict()
+    assert mine and all(torch.equal(v, trained[f"shared.sr.{k}"]) for k, v in mine.items())
+    assert setup.weights["on_lenet"].endswith("defense.safetensors")
+    assert setup.entries["on_lenet"].graybox.text == "classifier(arch=lenet, epochs=1)"

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import fif
-from fif.registry import Param, all_ops, get_op, register_op, unregister_op
+from fif.registry import Catalog, Param, all_ops, get_op, register_op, unregister_op
 from fif.passes.resolve import stage_calls
 from fif.compiler import CompileEnv, make_plan
 from fif.syntax import nodes as n
@@ -34,7 +34,7 @@ S3 = (3, 16, 16)
 
 # op name -> [(fif snippet that uses it, input shape)]. Keep them small: this runs for every op.
 SNIPPETS = {
-    "bitdepth": [("bitdepth(4)", S1), ("bitdepth(2)", S3)],
+    "bitdepth": [("bitdepth(4)", S1), ("bitdepth(2)", S3), ("bitdepth(3, bits=true)", S1)],
     "blockdct": [("blockdct", S1), ("blockdct(4, split=3, scale=1, shift=0)", (2, 9, 7))],
     "chancompress": [("chancompress(1/2, noise)", S3), ("chancompress(code=1, noise=0.5, test_noise=true)", S1),
                      ("chancompress(code=2, binarize=true)", S1),
@@ -504,6 +504,9 @@ PARAM_TABLE = [
     (dict(name="k", type="bool", default=False), True),
     (dict(name="k", type="pipeline"), True),
     (dict(name="k", type="float", default=0.0, flag_value=20.0), True),
+    (dict(name="k", type="bool", default=False, keyword=True), True),
+    (dict(name="k", type="float|list[float]|call", catalog=Catalog("draw", lambda: {"uniform": ()})), True),
+    (dict(name="k", type="float|list[float]|call"), False),
     (dict(name="k", type="integer"), False),
     (dict(name="k", type="list[str]"), False),
     (dict(name="k", type="choice"), False),

@@ -368,6 +368,17 @@ def test_attack_view_bpda_through_bitdepth_in_a_pipeline():
     assert "bitdepth" in repr(p.attack_view())
 
 
+@pytest.mark.parametrize("src,levels", [("bitdepth(2)", 2), ("bitdepth(5)", 5), ("bitdepth(2, bits=true)", 4),
+                                        ("bitdepth(1, bits)", 2), ("bitdepth(levels=3, bits=true)", 8)])
+def test_bitdepth_keeps_levels_or_two_to_the_bits(src, levels):
+    """k read as levels (the default) or as bits (Zhang et al. 2021 leave it open)."""
+    p = fif.compile(src, input_shape=(1, 16, 16))
+    x = torch.linspace(0, 1, 256).view(1, 1, 16, 16)
+    want = torch.round(x * (levels - 1)) / (levels - 1)
+    torch.testing.assert_close(p(x), want)
+    assert len(p(x).unique()) == levels and repr(p) == src
+
+
 # ---- property: random valid pipelines compile and run -------------------------------------------
 
 # Stages that keep an image[C,8,8] an image of the same shape, and part pipelines for dwt bands.

@@ -6,6 +6,7 @@ import pytest
 
 import fif
 from fif.recipe import recipe_from_text
+from fif.recipe_models import check_recipe, compile_entry, is_model
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif"))
 

@@ -429,6 +429,29 @@ def test_adversarial_pairs_stay_inside_their_eps(against):
     assert torch.equal(x, again)
 
 
+def test_uniform_eps_is_drawn_per_sample_and_bounds_each_pair():
+    """eps=uniform(low, high): every sample its own eps in [low, high] (Zhang et al. 2021: FGSM
+    with eps ~ U[0, eps_max]); FGSM then moves each pixel by exactly its eps, where not clipped."""
+    from fif.models import build_classifier
+    from fif.train.inputs import Adversarial
+    torch.manual_seed(0)
+    clf = build_classifier("smallcnn", (1, 28, 28), 10, width=8).eval()
+    maker = Adversarial({"attack": ("fgsm", {}), "eps": ("uniform", {"low": 0.05, "high": 0.3})},
+                        classifier=lambda: clf, defense=lambda: None)
+    assert maker.eps_values == [0.05, 0.3]
+    clean, y = 0.35 + 0.3 * torch.rand(40, 1, 28, 28), torch.randint(10, (40,))   # no pixel is clipped
+    x, eps = maker.make(clean, y, torch.Generator().manual_seed(3), seed=11)
+    assert eps.dtype == torch.float64 and len(set(eps.tolist())) == 40
+    assert float(eps.min()) >= 0.05 and float(eps.max()) <= 0.3 and float(eps.std()) > 0.03
+    gap = (x - clean).abs().flatten(1).max(1).values.double()
+    torch.testing.assert_close(gap, eps, atol=1e-6, rtol=0)
+    again, eps2 = maker.make(clean, y, torch.Generator().manual_seed(3), seed=11)
+    assert torch.equal(x, again) and torch.equal(eps, eps2)
+    with pytest.raises(Exception, match="low is above high"):
+        Adversarial({"attack": "fgsm", "eps": ("uniform", {"low": 0.3, "high": 0.1})},
+                    classifier=lambda: clf, defense=lambda: None)
+
+
 def test_stage_syntax_reaches_the_recipe_model():
     r = recipe_from_text("""recipe t {
       let sl = id

@@ -5,7 +5,8 @@ defense and each variant, each a fif.Pipeline that ends in logits, with every we
     entries["defense"].model          # defense -> classifier, as deployed
     entries["defense"].graybox        # what a gray-box attacker sees: the classifier(s) alone
 
-Weights: a defense's learnable ops from `fif train` (runs/<recipe>/train/<entry>.safetensors);
+Weights: a defense's learnable ops from `fif train` (runs/<recipe>/train/<entry>.safetensors; a
+whole-model variant that names `defense`, `defense -> classifier(arch=lenet)`, takes the defense's);
 `classifier` ops from the recipe's classifier (member 0, fine-tuned when a stage tuned it) or the
 chain members `fif train` wrote (classifier_<i>.safetensors). An entry that no stage trained and
 whose every learnable weight sits in `let`s that a trained entry also uses gets those lets'
@@ -24,8 +25,9 @@ from torch import nn
 
 from ..build import OpNode
 from ..errors import FifError, diagnostic
+from ..recipe_models import (borrows_defense, compile_entry, compile_env, compile_model, is_model,
+                              load_entry_weights)
 from ..syntax.printer import expr
-from ..recipe_models import compile_entry, compile_env, compile_model, is_model, load_entry_weights
 from ..syntax.printer import expr as show
 from ..views import ClassifierView, classifier_view
 
@@ -75,11 +77,18 @@ def recipe_entries(recipe, classifier: nn.Module, *, shape, device: str, runs: P
     baseline = compile_model(recipe, None, shape, env)
     _bind(baseline, members)
     entries = {"none": Entry("none", "classifier", baseline.to(device).eval(), classifier_view(baseline))}
+    trained_defense = None
     for which in recipe.defenses():
         if only and which not in only:
             continue
         entry = compile_entry(recipe, which, shape, env)
-        if entry.learnable:
+        if entry.learnable and borrows_defense(recipe, which, entry):  # defense -> classifier(arch=lenet)
+            if trained_defense is None:
+                trained_defense = compile_entry(recipe, "defense", shape, env)
+                weights["defense"] = str(load_trained(recipe, "defense", trained_defense, runs))
+            load_entry_weights(trained_defense, entry)
+            weights[which] = weights["defense"]
+        elif entry.learnable:
             weights[which] = load_entry(recipe, which, entry, runs, lambda w: compile_entry(recipe, w, shape, env))
         model = compile_model(recipe, which, shape, env, entry=entry)
         load_entry_weights(entry, model)

@@ -119,14 +119,35 @@ def _image_only(name):
     return infer
 
 
-register_op("bitdepth", lambda args, inp, out: BitDepth(args["levels"]),
-            params=[Param("levels", "int", low=2, high=256, doc="number of grey levels kept (2 = binarize)")],
-            accepts=("image",), infer=_image_only("bitdepth"), differentiable=False, family="lossy",
-            doc="""bitdepth(levels): reduce each pixel to `levels` evenly spaced values (feature squeezing).
+def _bitdepth_levels(args) -> int:
+    """The number of grey levels `bitdepth` keeps: `levels`, or 2**levels with bits=true."""
+    return 2 ** args["levels"] if args["bits"] else args["levels"]
 
-    Xu et al., Feature Squeezing, NDSS 2018. Rounding has zero gradient; the attack view passes
-    the identity gradient backward (BPDA).
-    bitdepth(2) -> smallcnn""")
+
+def _bitdepth_infer(inp, args, ctx):
+    k = args["levels"]
+    if args["bits"] and k > 8:
+        raise KindError("E224", f"with bits=true, 'levels' counts bits and must be in [1, 8], got {k}",
+                        param="levels", hint=f"bitdepth({min(k, 256)}) keeps {min(k, 256)} levels")
+    if not args["bits"] and k < 2:
+        raise KindError("E224", f"'levels' must be in [2, 256], got {k}", param="levels",
+                        hint="bitdepth(2) binarizes; bitdepth(1, bits=true) is the same in bits")
+    return _image_only("bitdepth")(inp, args, ctx)
+
+
+register_op("bitdepth", lambda args, inp, out: BitDepth(_bitdepth_levels(args)),
+            params=[Param("levels", "int", low=1, high=256,
+                          doc="grey levels kept, 2 to 256 (2 = binarize); with bits=true, bits, 1 to 8"),
+                    Param("bits", "bool", False, keyword=True,
+                          doc="read `levels` as bits: keep 2**levels levels (keyword only)")],
+            accepts=("image",), infer=_bitdepth_infer, differentiable=False, family="lossy",
+            doc="""bitdepth(levels, *, bits=false): reduce each pixel to `levels` evenly spaced values (feature squeezing).
+
+    x -> round(x * (L - 1)) / (L - 1) with L = levels, or L = 2**levels with bits=true
+    (Zhang et al. 2021 call it k, "the maximum range of pixel values": levels is the default
+    reading, bits the other one). Xu et al., Feature Squeezing, NDSS 2018. Rounding has zero
+    gradient; the attack view passes the identity gradient backward (BPDA).
+    bitdepth(2) -> smallcnn      # binarize; bitdepth(2, bits=true) keeps 4 levels""")
 
 
 def _noise_infer(inp, args, ctx):

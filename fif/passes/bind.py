@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..errors import DiagnosticSink, did_you_mean
-from ..registry import Catalog, Param, type_parts
+from ..registry import Catalog, Param, param_list, type_parts
 from ..syntax import nodes as n
 from ..syntax.printer import expr as show
 from .substitute import expand_items
@@ -42,7 +42,7 @@ class _Reported(Exception):
 
 
 def signature(op: str, params) -> str:
-    return f"{op}({', '.join(p.signature() for p in params)})"
+    return f"{op}({param_list(params)})"
 
 
 def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: DiagnosticSink, *,
@@ -54,7 +54,7 @@ def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: Diagnostic
     bound: dict = {}
     spans: dict = {}
     ok = True
-    order = list(params)
+    order = [p for p in params if not p.keyword]  # what positional arguments bind to, in turn
     pos = 0
 
     def given(name):  # bound, or given with a bad value (already reported)
@@ -70,7 +70,8 @@ def bind_args(op: str, params: tuple[Param, ...], call: n.Call, sink: Diagnostic
         while pos < len(order) and given(order[pos].name):
             pos += 1
         if pos >= len(order):
-            sink.add("E220", f"'{op}' takes at most {len(params)} argument(s)", a.span,
+            by_position = " by position" if len(order) < len(params) else ""
+            sink.add("E220", f"'{op}' takes at most {len(order)} argument(s){by_position}", a.span,
                      hint=f"the signature is {signature(op, params)}")
             ok = False
             continue
@@ -151,7 +152,7 @@ def arg_span(params: tuple[Param, ...], call: n.Call, name: str):
             return a.value.span
     by_name = {p.name: p for p in params}
     named = {a.name for a in call.args if a.name is not None}
-    free = [p.name for p in params if p.name not in named]
+    free = [p.name for p in params if p.name not in named and not p.keyword]
     for a in call.args:
         if a.name is not None:
             continue
@@ -208,7 +209,10 @@ def number(value) -> int | float | None:
 
 def convert(p: Param, value, sink: DiagnosticSink):
     """Convert one literal to the parameter's type, or raise _Bad (_Reported when the errors,
-    several perhaps, are already in `sink`). Lists come back as tuples."""
+    several perhaps, are already in `sink`). Lists come back as tuples. A `|call` alternative
+    binds any name or call against the catalog: `eps=uniform(0, 0.3)` -> Bound('uniform', ...)."""
+    if p.type.endswith("|call") and isinstance(value, n.Call):
+        return _call(p.catalog, value, sink, fill_defaults=True)
     scalar, item = type_parts(p.type)
     if item is not None and isinstance(value, n.ListLit):
         items, err = expand_items(value.items)  # `[for q in [90, 80]: jpeg(q)]` is two items

@@ -12,9 +12,9 @@ import importlib
 from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, ReportSpec, Step, Table, Verdict, pct  # noqa: F401
 
 # name -> module defining SPEC; modules load on first use.
-REPORTS: dict[str, str] = {"acm": "fif.reports.acm", "dir": "fif.reports.dir_defense",
-                           "jpeg_ensemble": "fif.reports.jpeg_ensemble", "pafilt": "fif.reports.pafilt",
-                           "probe": "fif.reports.probe"}
+REPORTS: dict[str, str] = {"acm": "fif.reports.acm", "bitdepth_sr": "fif.reports.bitdepth_sr",
+                           "dir": "fif.reports.dir_defense", "jpeg_ensemble": "fif.reports.jpeg_ensemble",
+                           "pafilt": "fif.reports.pafilt", "probe": "fif.reports.probe"}
 
 
 def get_report(name: str) -> ReportSpec:

@@ -7,7 +7,8 @@ A report spec names its paper, the exact commands that produce its numbers (each
 `fif eval` run, with its own output folder), the paper-shaped tables, and the paper's claims. Each
 claim is checked against the measured numbers and gets a verdict, "holds", "does not hold" or "not
 tested here", with the number that decides it. The report opens with the commands and how long
-each took (measured when `--run` ran it, recorded in `<runs>/<report>/steps.json`).
+each took (measured when `--run` ran it, recorded in `<runs>/<report>/steps.json`). A spec may end
+with a discussion written from the measured numbers (why the verdicts come out as they do).
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@
     inputs = noisy(sigma=0.1)                        # Gaussian noise, clipped to [0, 1]
     inputs = bitdepth(4) -> noise(0.05)              # any fif pipeline applied to the clean image
     inputs = adversarial(attack=pgd, eps=[0.1, 0.2, 0.3], steps=10, step=0.02, against=classifier)
+    inputs = adversarial(attack=fgsm, eps=uniform(0, 0.3))    # eps ~ U[0, 0.3], one draw a sample
 
 `noisy(sigma)`: sigma a number or a list (each sample draws one). A pipeline input is compiled with
 the recipe's lets and defs in scope, as a fixed transform: it is not trained and must have no
 learnable ops. `adversarial`: pairs made on the fly each step by any attack in `fif.attacks`
 (`attack=pgd` or `attack=pgd(steps=40)`; other keywords go to the attack), each sample with an eps
-drawn from the list, against the classifier or against the defense (classifier after the
+drawn from the list (or uniformly from [low, high] with `eps=uniform(low, high)`; the attack then
+runs once per distinct eps, so once per sample), against the classifier or against the defense (classifier after the
 defense's attack view: BPDA through non-differentiable ops, fresh randomness). An eps of 0 keeps
 the clean image. Every draw comes from seeds derived from (run seed, stage, epoch, step), so a
 resumed run makes the same inputs.
@@ -31,14 +33,22 @@ KINDS = ("clean", "noisy", "pipeline", "adversarial")
 
 # The input kinds a recipe names, with their parameters (bound when the recipe is loaded). Other
 # keywords of `adversarial` are the attack's: adversarial(attack=pgd, eps=0.3, steps=10).
+# How `eps` may be drawn instead of from a list: adversarial(eps=uniform(0, 0.3)).
+EPS_DRAWS: dict[str, tuple[Param, ...]] = {
+    "uniform": (Param("low", "float", REQUIRED, low=0.0, high=1.0, doc="smallest eps"),
+                Param("high", "float", REQUIRED, low=0.0, high=1.0, doc="largest eps")),
+}
+EPS_DRAW_CATALOG = Catalog("eps draw", lambda: EPS_DRAWS)
+
 INPUTS: dict[str, tuple[Param, ...]] = {
     "clean": (),
     "noisy": (Param("sigma", "float|list[float]", REQUIRED, low=0.0,
                     doc="noise standard deviation; with a list, each sample draws one"),
               Param("clip", "bool", True, doc="clip the noisy image to [0, 1]")),
     "adversarial": (Param("attack", "call", "pgd", catalog=ATTACK_CATALOG, doc="any L-inf attack, with its settings"),
-                    Param("eps", "float|list[float]", REQUIRED, low=0.0, high=1.0,
-                          doc="budgets; each sample draws one (0 keeps the clean image)"),
+                    Param("eps", "float|list[float]|call", REQUIRED, low=0.0, high=1.0, catalog=EPS_DRAW_CATALOG,
+                          doc="budgets; each sample draws one (0 keeps the clean image), from the list "
+                              "or uniformly: uniform(low, high)"),
                     Param("against", "choice", "classifier", choices=("classifier", "defense"),
                           doc="attack the classifier, or the defense's attack view then the classifier")),
 }
@@ -58,11 +68,25 @@ def _numbers(name, v, *, low=0.0, high=None) -> list[float]:
     return out
 
 
+def uniform_range(eps) -> tuple[float, float] | None:
+    """(low, high) of an `eps=uniform(low, high)` setting (bound, or ('uniform', {...}) from
+    Python), None for a number or a list. Raises SettingError for a bad draw."""
+    if not (isinstance(eps, tuple) and len(eps) == 2 and isinstance(eps[0], str)):
+        return None
+    name, args = eps
+    if name != "uniform":
+        raise SettingError(f"unknown eps draw '{name}'", did_you_mean(name, EPS_DRAWS) or "use uniform(low, high)")
+    low, high = _numbers("eps=uniform(low, high)", [args.get("low"), args.get("high")], high=1.0)
+    if low > high:
+        raise SettingError(f"eps=uniform({low:g}, {high:g}): low is above high", f"write uniform({high:g}, {low:g})")
+    return low, high
+
+
 class Inputs:
     """`make(clean, y, generator, seed) -> (x, eps)`: the stage inputs and each sample's eps."""
 
     kind: str = "clean"
-    eps_values: list[float] | None = None  # the adversarial eps list, for loss routing
+    eps_values: list[float] | None = None  # the adversarial eps list ([low, high] when drawn uniformly), for loss routing
 
     def make(self, clean, y, gen: torch.Generator, seed: int):
         return clean, torch.zeros(clean.shape[0], device=clean.device)
@@ -124,8 +148,11 @@ class Adversarial(Inputs):
             raise SettingError(f"{attack} is an {info.norm} attack; training pairs use L-inf budgets",
                                "use pgd, fgsm, bim, mifgsm or apgd")
         if "eps" not in args:
-            raise SettingError("adversarial inputs need eps (a number or a list)", "e.g. eps=[0.1, 0.2, 0.3]")
-        self.eps_values = _numbers("eps", args.pop("eps"), high=1.0)
+            raise SettingError("adversarial inputs need eps (a number, a list or uniform(low, high))",
+                               "e.g. eps=[0.1, 0.2, 0.3]")
+        eps = args.pop("eps")
+        self.uniform = uniform_range(eps)
+        self.eps_values = list(self.uniform) if self.uniform else _numbers("eps", eps, high=1.0)
         self.against = args.pop("against", "classifier")
         if self.against not in ("classifier", "defense"):
             raise SettingError(f"against is classifier or defense, got {self.against!r}")
@@ -146,21 +173,28 @@ class Adversarial(Inputs):
         view = defense.attack_view()
         return (lambda z: clf(view(z))), [clf, defense]
 
-    def make(self, clean, y, gen, seed):
-        b = clean.shape[0]
+    def draw(self, b: int, gen: torch.Generator) -> torch.Tensor:
+        """Each sample's eps (float64, exact for min_eps routing): from the list, or uniform."""
+        if self.uniform is not None:
+            low, high = self.uniform
+            return low + (high - low) * torch.rand(b, generator=gen, dtype=torch.float64)
         pick = torch.randint(len(self.eps_values), (b,), generator=gen)
-        eps = torch.tensor(self.eps_values, dtype=torch.float64)[pick]  # exact, for min_eps routing
+        return torch.tensor(self.eps_values, dtype=torch.float64)[pick]
+
+    def make(self, clean, y, gen, seed):
+        eps = self.draw(clean.shape[0], gen)
         model, modules = self.target()
         modes = [m.training for m in modules]
         for m in modules:
             m.eval()
         try:
             x = clean.clone()
-            for i, e in enumerate(self.eps_values):
-                idx = (pick == i).nonzero().squeeze(1).to(clean.device)
+            values = self.eps_values if self.uniform is None else eps.tolist()
+            for i, e in enumerate(dict.fromkeys(values)):  # one attack per distinct eps
+                idx = (eps == e).nonzero().squeeze(1).to(clean.device)
                 if idx.numel() == 0 or e == 0:
                     continue
-                x[idx] = self.fn(model, clean[idx], y[idx], e, seed=(seed + i) % (2 ** 62), **self.params)
+                x[idx] = self.fn(model, clean[idx], y[idx], float(e), seed=(seed + i) % (2 ** 62), **self.params)
         finally:
             for m, mode in zip(modules, modes):
                 m.train(mode)
