@@ -17,7 +17,7 @@ from torch import nn
 from .errors import FifError, diagnostic
 from .pipeline import Pipeline
 from .plan import BlockStep, OpStep, PartMapStep, Plan, SeqStep, SharedStep
-from .registry import get_op
+from .registry import get_op, registry_version
 from .run_context import DEPLOYED
 
 # Weights (parameters and buffers) one op may allocate. Far above any defense in the papers
@@ -157,18 +157,42 @@ def _parameters(fn) -> tuple[str, ...]:
         return ()
 
 
+# Weight bytes of each learnable step, measured once: building on the meta device still runs the
+# ops' weight initialisers through torch's Python decompositions, which was most of the time of
+# compiling a recipe again (benchmarks/comparisons/startup.py).
+_PROBED: dict = {}
+_PROBED_MAX = 4096
+
+
+def _probe_bytes(spec, step: OpStep, args: dict) -> int:
+    """What the op's weights would take, built on the meta device (0 if it cannot be built there)."""
+    try:
+        key = (registry_version(), step)
+        hash(key)
+    except TypeError:  # an argument that cannot be hashed: measure every time
+        key = None
+    if key is not None and key in _PROBED:
+        return _PROBED[key]
+    try:
+        with torch.device("meta"):
+            probe = _make(spec, step, args, None)
+        size = _weight_bytes(probe)
+    except FifError:
+        raise
+    except Exception:  # an op that cannot be built on meta: build it for real below
+        size = 0
+    if key is not None:
+        if len(_PROBED) >= _PROBED_MAX:
+            _PROBED.clear()
+        _PROBED[key] = size
+    return size
+
+
 def _checked_build(spec, step: OpStep, args: dict, env):
     """Build a learnable op on the meta device first: refuse it, with the size it would need,
     when its weights would exceed MAX_OP_BYTES; only then allocate it for real."""
     if step.learnable:
-        try:
-            with torch.device("meta"):
-                probe = _make(spec, step, args, None)
-            size = _weight_bytes(probe)
-        except FifError:
-            raise
-        except Exception:  # an op that cannot be built on meta: build it for real below
-            size = 0
+        size = _probe_bytes(spec, step, args)
         if size > MAX_OP_BYTES:
             raise FifError(diagnostic(
                 "E360", f"'{step.op}' would need {_human(size)} of weights "

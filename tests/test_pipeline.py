@@ -442,3 +442,26 @@ def test_weight_limit_is_measured_not_guessed(monkeypatch):
     assert e.value.code == "E360" and f"{size} B" in e.value.message
     monkeypatch.setattr(fif.build, "MAX_OP_BYTES", size)
     fif.compile("conv(1, depth=2, width=8) -> clamp", input_shape=(1, 8, 8))
+
+
+def test_weight_sizes_are_probed_once_per_step(monkeypatch):
+    """The meta-device probe of a learnable op's size is remembered per step (it ran the weight
+    initialisers through torch's Python decompositions: most of a second compile's time), so a
+    second compile builds each op once, for real, with the same weights under the same seed, and
+    still refuses what it refused before."""
+    import fif.build
+    src = "conv(8, depth=2) -> conv(out=input) -> clamp"
+    torch.manual_seed(0)
+    first = fif.compile(src, input_shape=(1, 8, 8))
+    calls = []
+    real = fif.build._make
+    monkeypatch.setattr(fif.build, "_make", lambda spec, step, *a, **k: calls.append(step.op) or real(spec, step, *a, **k))
+    torch.manual_seed(0)
+    second = fif.compile(src, input_shape=(1, 8, 8))
+    assert calls == ["conv", "conv", "clamp"]
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for _ in range(2):
+        with pytest.raises(fif.FifError) as e:
+            fif.compile("conv(100000000000)", input_shape=(1, 28, 28))
+        assert e.value.code == "E360"
