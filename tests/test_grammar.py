@@ -319,3 +319,25 @@ def test_parse_keeps_file_name_and_source():
 def test_names_that_start_with_a_keyword_are_names():
     assert only_value(fif.parse("letter -> define -> format -> index")) == seq(
         call("letter"), call("define"), call("format"), call("index"))
+
+
+def test_the_parser_skips_only_the_terminal_collision_check():
+    """fif builds its parser without Lark's terminal-collision check (0.15-0.25 s of every start
+    of `fif fmt` when interegular is installed; test_grammar_is_strict_lalr makes that check): it
+    parses every recipe to the same tree as a parser built with the check, and leaves lark's switch
+    as it found it."""
+    from pathlib import Path
+
+    import lark.lexer
+
+    from fif.syntax import parser as fif_parser
+    before = getattr(lark.lexer, "has_interegular", False)
+    fif_parser._lark_with_comments.cache_clear()
+    ours = fif_parser._lark_with_comments()
+    assert getattr(lark.lexer, "has_interegular", False) == before
+    checked = Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                   lexer_callbacks={"COMMENT": lambda tok: None, "NAME": fif_parser._reserved})
+    for path in sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif")):
+        text = path.read_text(encoding="utf-8")
+        assert ours.parse(text) == checked.parse(text), path.name
+    fif_parser._COMMENT_SINK.clear()
