@@ -465,3 +465,36 @@ def test_weight_sizes_are_probed_once_per_step(monkeypatch):
         with pytest.raises(fif.FifError) as e:
             fif.compile("conv(100000000000)", input_shape=(1, 28, 28))
         assert e.value.code == "E360"
+
+
+def test_a_pure_let_used_twice_runs_once_per_call():
+    """PA-Filt's encoder is a let that feeds two decoders: within one call it now runs once on the
+    same input (pafilt was 1.3-1.4x slower than the same network by hand, benchmarks/comparisons/
+    defenses.py), with the output and gradients of running it at each use. A random let, or one
+    with batch norm, still runs at every use."""
+    src = "let enc = conv(4, depth=2)\nmean { enc -> conv(out=input) | enc -> clamp -> conv(out=input) }"
+    torch.manual_seed(0)
+    p = fif.compile(src, input_shape=(1, 8, 8)).double()
+    assert p.reuses_lets
+    calls = []
+    p.shared["enc"].register_forward_hook(lambda *args: calls.append(1))
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+
+    def run(model):
+        calls.clear()
+        p.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = model(xi)
+        y.pow(2).sum().backward()
+        return [y.detach(), xi.grad] + [q.grad.clone() for q in p.parameters()], len(calls)
+
+    for model in (p, p.attack_view()):
+        once, n_once = run(model)
+        p.reuses_lets = False
+        twice, n_twice = run(model)
+        p.reuses_lets = True
+        assert (n_once, n_twice) == (1, 2)
+        for a, b in zip(once, twice, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not fif.compile("let n = noise(0.1)\nmean { n | n }", input_shape=(1, 8, 8)).reuses_lets
+    assert not fif.compile("let c = smallcnn\nmean { c | c }", input_shape=(1, 28, 28)).reuses_lets
