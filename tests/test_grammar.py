@@ -341,3 +341,22 @@ def test_the_parser_skips_only_the_terminal_collision_check():
         text = path.read_text(encoding="utf-8")
         assert ours.parse(text) == checked.parse(text), path.name
     fif_parser._COMMENT_SINK.clear()
+
+
+def test_the_nesting_check_lexes_with_the_parser_s_own_lexer(monkeypatch):
+    """Texts with many brackets are lexed a second time for the nesting check (E108); Lark built a
+    new lexer for every such call (30 of the 46 ms of parsing recipes/pafilt.fif). It is built once
+    now, and the check still finds the first token nested too deeply."""
+    from fif.syntax import parser as fif_parser
+    text = "mean { " * 20 + "id" + " }" * 20
+    fif.parse(text)
+    lark_parser = fif_parser._lark_with_comments()
+
+    def rebuilt(*args, **kwargs):
+        raise AssertionError("a lexer was built again")
+    monkeypatch.setattr(type(lark_parser), "_build_lexer", rebuilt)
+    assert fif.parse(text) == fif.parse(text)
+    deep = "mean { " * 40 + "id" + " }" * 40
+    with pytest.raises(fif.FifError) as e:
+        fif.parse(deep)
+    assert (e.value.code, e.value.line, e.value.column) == ("E108", 1, 1 + 7 * fif_parser.MAX_NESTING + 5)
