@@ -13,6 +13,7 @@ import inspect
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import FifError, diagnostic
 from .pipeline import Pipeline
@@ -175,6 +176,21 @@ _PROBED: dict = {}
 _PROBED_MAX = 4096
 
 
+_DRAWS = tuple(getattr(torch.Tensor, f) for f in ("uniform_", "normal_", "random_", "bernoulli_", "exponential_",
+                                                    "geometric_", "cauchy_", "log_normal_"))
+
+
+class _NoDrawsOnMeta(TorchFunctionMode):
+    """Random fills of meta tensors do nothing. Torch runs them through Python decompositions (1.4 s
+    of the first compile of recipes/pafilt.fif went into its initialisers' draws on the meta
+    device), and a size probe needs shapes, not values."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _DRAWS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def _probe_bytes(spec, step: OpStep, args: dict) -> int:
     """What the op's weights would take, built on the meta device (0 if it cannot be built there)."""
     try:
@@ -185,7 +201,7 @@ def _probe_bytes(spec, step: OpStep, args: dict) -> int:
     if key is not None and key in _PROBED:
         return _PROBED[key]
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoDrawsOnMeta():
             probe = _make(spec, step, args, None)
         size = _weight_bytes(probe)
     except FifError:

@@ -498,3 +498,26 @@ def test_a_pure_let_used_twice_runs_once_per_call():
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert not fif.compile("let n = noise(0.1)\nmean { n | n }", input_shape=(1, 8, 8)).reuses_lets
     assert not fif.compile("let c = smallcnn\nmean { c | c }", input_shape=(1, 28, 28)).reuses_lets
+
+
+def test_the_size_probe_skips_random_fills_but_measures_the_same_bytes():
+    """The meta-device size probe (E360) no longer runs the initialisers' random draws (1.4 s of the
+    first compile of recipes/pafilt.fif, benchmarks/comparisons/startup.py): it measures what every
+    learnable op of the shipped recipes allocates for real, byte for byte."""
+    from pathlib import Path
+
+    import fif.build as b
+    from fif.registry import get_op
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    seen = 0
+    for name in ("pafilt", "dir", "tiny"):
+        plan = fif.load_recipe(recipes / f"{name}.fif").compile().plan
+        for _, step in plan.ops():
+            if not step.learnable or getattr(step, "branches", ()):   # blocks are not probed
+                continue
+            b._PROBED.clear()
+            spec = get_op(step.op)
+            real = b._make(spec, step, step.kwargs, None)
+            assert b._probe_bytes(spec, step, step.kwargs) == b._weight_bytes(real) > 0, step.op
+            seen += 1
+    assert seen >= 5
