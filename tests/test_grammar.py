@@ -360,3 +360,40 @@ def test_the_nesting_check_lexes_with_the_parser_s_own_lexer(monkeypatch):
     with pytest.raises(fif.FifError) as e:
         fif.parse(deep)
     assert (e.value.code, e.value.line, e.value.column) == ("E108", 1, 1 + 7 * fif_parser.MAX_NESTING + 5)
+
+
+def test_the_parser_tables_are_kept_as_json_and_load_to_the_same_parser(tmp_path, monkeypatch):
+    """A new process loads the LALR tables from fif's cache folder (~7 ms) instead of computing them
+    (~70 ms of every `fif fmt`, benchmarks/comparisons/startup.py): plain JSON, keyed by the
+    grammar; the loaded parser gives the same trees and the same errors; a damaged file is rebuilt."""
+    import json
+    from pathlib import Path
+
+    from lark.exceptions import UnexpectedInput
+
+    from fif.syntax import lark_build
+    from fif.syntax import parser as fif_parser
+    monkeypatch.setenv("FIF_CACHE", str(tmp_path))
+    callbacks = {"COMMENT": lambda tok: None, "NAME": fif_parser._reserved}
+    built = lark_build.lark_parser(grammar_text(), callbacks)
+    (cache,) = tmp_path.glob("parser-*.json")
+    json.loads(cache.read_text(encoding="utf-8"))
+
+    real_build = lark_build._build
+    monkeypatch.setattr(lark_build, "_build", lambda *args: pytest.fail("the tables were computed again"))
+    loaded = lark_build.lark_parser(grammar_text(), callbacks)
+    texts = [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif"))]
+    for text in texts + [MISSION, "let a = conv(8)\nmean { a | a -> b(1/6, x=[1, 2]) }"]:
+        assert loaded.parse(text) == built.parse(text)
+    for bad in ["dwt -> ", "dwt -> <HH: > -> idwt", "recipe r { defense = }", "conv(8,, 2)", "a -> @"]:
+        errors = []
+        for parser in (built, loaded):
+            with pytest.raises(UnexpectedInput) as e:
+                parser.parse(bad)
+            errors.append((type(e.value), e.value.line, e.value.column, sorted(getattr(e.value, "expected", ()) or ())))
+        assert errors[0] == errors[1], bad
+
+    cache.write_text("{damaged", encoding="utf-8")
+    monkeypatch.setattr(lark_build, "_build", real_build)
+    assert lark_build.lark_parser(grammar_text(), callbacks).parse(MISSION) == built.parse(MISSION)
+    json.loads(cache.read_text(encoding="utf-8"))   # written again

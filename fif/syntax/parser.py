@@ -241,22 +241,8 @@ _COMMENT_SINK: list[Token] = []
 
 @functools.lru_cache(maxsize=1)
 def _lark_with_comments() -> Lark:
-    # With interegular installed (a dev dependency) Lark compares every pair of terminals for
-    # collisions when it builds a parser: 0.15-0.25 s of every `fif fmt` and cold compile, for an
-    # answer that changes only with the grammar, which tests/test_grammar.py checks (strict=True).
-    import lark.lexer
-    saved = getattr(lark.lexer, "has_interegular", False)
-    lark.lexer.has_interegular = False
-    try:
-        parser = Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                      lexer_callbacks={"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
-        # `Lark.lex` (the nesting check, the unclosed-bracket hint) builds a new lexer at every call
-        # unless the parser has one: 30 of the 46 ms of parsing recipes/pafilt.fif. Build it once.
-        if not hasattr(parser, "lexer") and hasattr(parser, "_build_lexer"):
-            parser.lexer = parser._build_lexer()
-        return parser
-    finally:
-        lark.lexer.has_interegular = saved
+    from .lark_build import lark_parser   # its tables cached as JSON in fif's cache folder
+    return lark_parser(grammar_text(), {"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
 
 
 _KEYWORDS = {"let": "LET", "def": "DEF", "recipe": "RECIPE", "for": "FOR", "in": "IN"}
