@@ -13,11 +13,12 @@ import inspect
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import FifError, diagnostic
 from .pipeline import Pipeline
 from .plan import BlockStep, OpStep, PartMapStep, Plan, SeqStep, SharedStep
-from .registry import get_op
+from .registry import get_op, registry_version
 from .run_context import DEPLOYED
 
 # Weights (parameters and buffers) one op may allocate. Far above any defense in the papers
@@ -113,16 +114,27 @@ class PartMapNode(nn.Module):
 
 
 class SharedNode(nn.Module):
-    """A use of a `let` name: runs the pipeline's shared module, which it does not own."""
+    """A use of a `let` name: runs the pipeline's shared module, which it does not own.
+
+    `reuse`: the let is used more than once and is a pure function of its input (see `_pure`), so
+    within one call of the pipeline a use on the very tensor an earlier use got returns that use's
+    output instead of running the let again (PA-Filt's encoder feeds two decoders: it ran twice)."""
 
     def __init__(self, step: SharedStep, table: nn.ModuleDict):
         super().__init__()
         self.step = step
         self.name = step.name
         self._table = [table]  # a list, so the shared weights are registered once, in the table
+        self.reuse = False
 
     def forward(self, x, ctx=None):
-        y = self._table[0][self.name](x, ctx)
+        done = ctx.values.get("lets") if self.reuse and ctx is not None else None
+        if done is not None and self.name in done and done[self.name][0] is x:
+            y = done[self.name][1]
+        else:
+            y = self._table[0][self.name](x, ctx)
+            if done is not None:
+                done[self.name] = (x, y)
         if ctx is not None and self.name in ctx.values.get("identity_lets", ()) and \
                 isinstance(y, torch.Tensor) and y.shape == x.shape:
             return x + (y - x).detach()   # BPDA over the whole let: its output forward, identity backward
@@ -158,18 +170,57 @@ def _parameters(fn) -> tuple[str, ...]:
         return ()
 
 
+# Weight bytes of each learnable step, measured once: building on the meta device still runs the
+# ops' weight initialisers through torch's Python decompositions, which was most of the time of
+# compiling a recipe again (benchmarks/comparisons/startup.py).
+_PROBED: dict = {}
+_PROBED_MAX = 4096
+
+
+_DRAWS = tuple(getattr(torch.Tensor, f) for f in ("uniform_", "normal_", "random_", "bernoulli_", "exponential_",
+                                                    "geometric_", "cauchy_", "log_normal_"))
+
+
+class _NoDrawsOnMeta(TorchFunctionMode):
+    """Random fills of meta tensors do nothing. Torch runs them through Python decompositions (1.4 s
+    of the first compile of recipes/pafilt.fif went into its initialisers' draws on the meta
+    device), and a size probe needs shapes, not values."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _DRAWS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _probe_bytes(spec, step: OpStep, args: dict) -> int:
+    """What the op's weights would take, built on the meta device (0 if it cannot be built there)."""
+    try:
+        key = (registry_version(), step)
+        hash(key)
+    except TypeError:  # an argument that cannot be hashed: measure every time
+        key = None
+    if key is not None and key in _PROBED:
+        return _PROBED[key]
+    try:
+        with torch.device("meta"), _NoDrawsOnMeta():
+            probe = _make(spec, step, args, None)
+        size = _weight_bytes(probe)
+    except FifError:
+        raise
+    except Exception:  # an op that cannot be built on meta: build it for real below
+        size = 0
+    if key is not None:
+        if len(_PROBED) >= _PROBED_MAX:
+            _PROBED.clear()
+        _PROBED[key] = size
+    return size
+
+
 def _checked_build(spec, step: OpStep, args: dict, env):
     """Build a learnable op on the meta device first: refuse it, with the size it would need,
     when its weights would exceed MAX_OP_BYTES; only then allocate it for real."""
     if step.learnable:
-        try:
-            with torch.device("meta"):
-                probe = _make(spec, step, args, None)
-            size = _weight_bytes(probe)
-        except FifError:
-            raise
-        except Exception:  # an op that cannot be built on meta: build it for real below
-            size = 0
+        size = _probe_bytes(spec, step, args)
         if size > MAX_OP_BYTES:
             raise FifError(diagnostic(
                 "E360", f"'{step.op}' would need {_human(size)} of weights "
@@ -209,4 +260,45 @@ def build(plan: Plan, env=None):
     for name, step in plan.shared:
         shared[name] = build_step(step, shared, env)
     root = build_step(plan.root, shared, env)
-    return Pipeline(plan, root, shared, env)
+    pipeline = Pipeline(plan, root, shared, env)
+    uses = _let_uses(plan)
+    reused = {name for name, count in uses.items() if count > 1 and _pure(shared[name])}
+    for node in [*root.modules(), *shared.modules()]:
+        if isinstance(node, SharedNode):
+            node.reuse = node.name in reused
+    pipeline.reuses_lets = bool(reused)
+    return pipeline
+
+
+def _let_uses(plan: Plan) -> dict[str, int]:
+    """How many times each `let` is used in the plan (in the main pipeline and in other lets)."""
+    uses: dict[str, int] = {}
+
+    def walk(step):
+        if isinstance(step, SharedStep):
+            uses[step.name] = uses.get(step.name, 0) + 1
+        elif isinstance(step, SeqStep):
+            for s in step.steps:
+                walk(s)
+        elif isinstance(step, PartMapStep):
+            for _, s in step.parts:
+                walk(s)
+        elif isinstance(step, BlockStep):
+            for b in step.branches:
+                walk(b)
+    for _, step in plan.shared:
+        walk(step)
+    walk(plan.root)
+    return uses
+
+
+def _pure(module: nn.Module) -> bool:
+    """Whether a let computes a function of its input alone, the same at every use within a call:
+    no op of it reads the run context (random draws, masks, uncertainty slots, blocks), uses another
+    let, keeps running statistics (batch norm in training) or drops units at random."""
+    for m in module.modules():
+        if isinstance(m, OpNode) and (m._ctx or m.random or m.branches):
+            return False
+        if isinstance(m, SharedNode) or isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)):
+            return False
+    return True

@@ -34,6 +34,7 @@ class Pipeline(nn.Module):
         self.root = root
         self.env = env
         self._draw_seed: int | None = None
+        self.reuses_lets = False   # set by build: a pure let used twice runs once per call
 
     # -- what it is ------------------------------------------------------------------------
     @property
@@ -88,6 +89,8 @@ class Pipeline(nn.Module):
         ctx = ctx if ctx is not None else context_for(False, generator)
         if self._draw_seed is not None and ctx.generator is None:
             ctx = replace(ctx, generator=torch.Generator().manual_seed(self._draw_seed))
+        if self.reuses_lets:
+            ctx = ctx.with_values(lets={})   # this call's outputs of lets used more than once
         return self.root(x, ctx)
 
     @contextmanager

@@ -39,10 +39,38 @@ def compile_env(recipe, input_shape=None, classes: int | None = None, search=Non
                       search=None if search is None else str(search))
 
 
+_DATA_INFO: dict = {}
+
+
 def data_info(recipe) -> tuple[tuple[int, int, int], int]:
-    """(input shape, number of classes) of the recipe's data."""
+    """(input shape, number of classes) of the recipe's data. Remembered per data source (a shipped
+    dataset by name, a file by path, size and modification time; folders are read every time), so
+    compiling a recipe's pipelines again does not load and convert the images again."""
+    key = _data_key(recipe)
+    if key is not None and key in _DATA_INFO:
+        return _DATA_INFO[key]
     ds = recipe_dataset(recipe)
-    return tuple(ds.images.shape[1:]), ds.num_classes
+    info = tuple(ds.images.shape[1:]), ds.num_classes
+    if key is not None:
+        _DATA_INFO[key] = info
+    return info
+
+
+def _data_key(recipe):
+    from .data.sources import BUILTIN
+    name = recipe.data.name
+    if name in BUILTIN:
+        return ("builtin", name)
+    path = Path(name).expanduser()
+    if recipe.file != "<string>" and not path.is_absolute():
+        path = Path(recipe.file).parent / path
+    try:
+        if not path.is_file():
+            return None
+        stat = path.stat()
+    except OSError:
+        return None
+    return ("file", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def recipe_dataset(recipe):

@@ -54,6 +54,22 @@ def test_block_dct_edge_replicates_partial_blocks():
     torch.testing.assert_close(dk.block_idct(c, 8, (10, 13)), x)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
+def test_one_matrix_product_is_the_separable_transform(dtype, tol):
+    """block_dct is one [64, 64] product for all blocks (kron(D, D), rows in `order` when given):
+    the transform D @ b @ D.T of every block that it replaced (1.3-1.6x faster, benchmarks/
+    comparisons/jpeg.py), to rounding, and block_idct undoes it in any order."""
+    x = _rand((3, 16, 24), dtype=dtype) * 255 - 128
+    d = dk.dct_matrix(8, dtype)
+    ref = (d @ x.reshape(2, 3, 2, 8, 3, 8).transpose(3, 4) @ d.T).reshape(2, 3, 2, 3, 64)
+    torch.testing.assert_close(dk.block_dct(x, 8), ref, rtol=0, atol=tol)
+    order = dk.natural_order(8)
+    coeffs = dk.block_dct(x, 8, order)
+    torch.testing.assert_close(coeffs, ref[..., list(order)], rtol=0, atol=tol)
+    torch.testing.assert_close(dk.block_idct(coeffs, 8, (16, 24), order), x, rtol=0, atol=tol)
+    torch.testing.assert_close(dk.block_idct(ref, 8, (16, 24)), x, rtol=0, atol=tol)
+
+
 # ---- blockdct / iblockdct -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("src,shape", [

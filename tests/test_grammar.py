@@ -319,3 +319,81 @@ def test_parse_keeps_file_name_and_source():
 def test_names_that_start_with_a_keyword_are_names():
     assert only_value(fif.parse("letter -> define -> format -> index")) == seq(
         call("letter"), call("define"), call("format"), call("index"))
+
+
+def test_the_parser_skips_only_the_terminal_collision_check():
+    """fif builds its parser without Lark's terminal-collision check (0.15-0.25 s of every start
+    of `fif fmt` when interegular is installed; test_grammar_is_strict_lalr makes that check): it
+    parses every recipe to the same tree as a parser built with the check, and leaves lark's switch
+    as it found it."""
+    from pathlib import Path
+
+    import lark.lexer
+
+    from fif.syntax import parser as fif_parser
+    before = getattr(lark.lexer, "has_interegular", False)
+    fif_parser._lark_with_comments.cache_clear()
+    ours = fif_parser._lark_with_comments()
+    assert getattr(lark.lexer, "has_interegular", False) == before
+    checked = Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                   lexer_callbacks={"COMMENT": lambda tok: None, "NAME": fif_parser._reserved})
+    for path in sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif")):
+        text = path.read_text(encoding="utf-8")
+        assert ours.parse(text) == checked.parse(text), path.name
+    fif_parser._COMMENT_SINK.clear()
+
+
+def test_the_nesting_check_lexes_with_the_parser_s_own_lexer(monkeypatch):
+    """Texts with many brackets are lexed a second time for the nesting check (E108); Lark built a
+    new lexer for every such call (30 of the 46 ms of parsing recipes/pafilt.fif). It is built once
+    now, and the check still finds the first token nested too deeply."""
+    from fif.syntax import parser as fif_parser
+    text = "mean { " * 20 + "id" + " }" * 20
+    fif.parse(text)
+    lark_parser = fif_parser._lark_with_comments()
+
+    def rebuilt(*args, **kwargs):
+        raise AssertionError("a lexer was built again")
+    monkeypatch.setattr(type(lark_parser), "_build_lexer", rebuilt)
+    assert fif.parse(text) == fif.parse(text)
+    deep = "mean { " * 40 + "id" + " }" * 40
+    with pytest.raises(fif.FifError) as e:
+        fif.parse(deep)
+    assert (e.value.code, e.value.line, e.value.column) == ("E108", 1, 1 + 7 * fif_parser.MAX_NESTING + 5)
+
+
+def test_the_parser_tables_are_kept_as_json_and_load_to_the_same_parser(tmp_path, monkeypatch):
+    """A new process loads the LALR tables from fif's cache folder (~7 ms) instead of computing them
+    (~70 ms of every `fif fmt`, benchmarks/comparisons/startup.py): plain JSON, keyed by the
+    grammar; the loaded parser gives the same trees and the same errors; a damaged file is rebuilt."""
+    import json
+    from pathlib import Path
+
+    from lark.exceptions import UnexpectedInput
+
+    from fif.syntax import lark_build
+    from fif.syntax import parser as fif_parser
+    monkeypatch.setenv("FIF_CACHE", str(tmp_path))
+    callbacks = {"COMMENT": lambda tok: None, "NAME": fif_parser._reserved}
+    built = lark_build.lark_parser(grammar_text(), callbacks)
+    (cache,) = tmp_path.glob("parser-*.json")
+    json.loads(cache.read_text(encoding="utf-8"))
+
+    real_build = lark_build._build
+    monkeypatch.setattr(lark_build, "_build", lambda *args: pytest.fail("the tables were computed again"))
+    loaded = lark_build.lark_parser(grammar_text(), callbacks)
+    texts = [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.fif"))]
+    for text in texts + [MISSION, "let a = conv(8)\nmean { a | a -> b(1/6, x=[1, 2]) }"]:
+        assert loaded.parse(text) == built.parse(text)
+    for bad in ["dwt -> ", "dwt -> <HH: > -> idwt", "recipe r { defense = }", "conv(8,, 2)", "a -> @"]:
+        errors = []
+        for parser in (built, loaded):
+            with pytest.raises(UnexpectedInput) as e:
+                parser.parse(bad)
+            errors.append((type(e.value), e.value.line, e.value.column, sorted(getattr(e.value, "expected", ()) or ())))
+        assert errors[0] == errors[1], bad
+
+    cache.write_text("{damaged", encoding="utf-8")
+    monkeypatch.setattr(lark_build, "_build", real_build)
+    assert lark_build.lark_parser(grammar_text(), callbacks).parse(MISSION) == built.parse(MISSION)
+    json.loads(cache.read_text(encoding="utf-8"))   # written again

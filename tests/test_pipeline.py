@@ -453,3 +453,82 @@ def test_weight_limit_is_measured_not_guessed(monkeypatch):
     assert e.value.code == "E360" and f"{size} B" in e.value.message
     monkeypatch.setattr(fif.build, "MAX_OP_BYTES", size)
     fif.compile("conv(1, depth=2, width=8) -> clamp", input_shape=(1, 8, 8))
+
+
+def test_weight_sizes_are_probed_once_per_step(monkeypatch):
+    """The meta-device probe of a learnable op's size is remembered per step (it ran the weight
+    initialisers through torch's Python decompositions: most of a second compile's time), so a
+    second compile builds each op once, for real, with the same weights under the same seed, and
+    still refuses what it refused before."""
+    import fif.build
+    src = "conv(8, depth=2) -> conv(out=input) -> clamp"
+    torch.manual_seed(0)
+    first = fif.compile(src, input_shape=(1, 8, 8))
+    calls = []
+    real = fif.build._make
+    monkeypatch.setattr(fif.build, "_make", lambda spec, step, *a, **k: calls.append(step.op) or real(spec, step, *a, **k))
+    torch.manual_seed(0)
+    second = fif.compile(src, input_shape=(1, 8, 8))
+    assert calls == ["conv", "conv", "clamp"]
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for _ in range(2):
+        with pytest.raises(fif.FifError) as e:
+            fif.compile("conv(100000000000)", input_shape=(1, 28, 28))
+        assert e.value.code == "E360"
+
+
+def test_a_pure_let_used_twice_runs_once_per_call():
+    """PA-Filt's encoder is a let that feeds two decoders: within one call it now runs once on the
+    same input (pafilt was 1.3-1.4x slower than the same network by hand, benchmarks/comparisons/
+    defenses.py), with the output and gradients of running it at each use. A random let, or one
+    with batch norm, still runs at every use."""
+    src = "let enc = conv(4, depth=2)\nmean { enc -> conv(out=input) | enc -> clamp -> conv(out=input) }"
+    torch.manual_seed(0)
+    p = fif.compile(src, input_shape=(1, 8, 8)).double()
+    assert p.reuses_lets
+    calls = []
+    p.shared["enc"].register_forward_hook(lambda *args: calls.append(1))
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+
+    def run(model):
+        calls.clear()
+        p.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = model(xi)
+        y.pow(2).sum().backward()
+        return [y.detach(), xi.grad] + [q.grad.clone() for q in p.parameters()], len(calls)
+
+    for model in (p, p.attack_view()):
+        once, n_once = run(model)
+        p.reuses_lets = False
+        twice, n_twice = run(model)
+        p.reuses_lets = True
+        assert (n_once, n_twice) == (1, 2)
+        for a, b in zip(once, twice, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not fif.compile("let n = noise(0.1)\nmean { n | n }", input_shape=(1, 8, 8)).reuses_lets
+    assert not fif.compile("let c = smallcnn\nmean { c | c }", input_shape=(1, 28, 28)).reuses_lets
+
+
+def test_the_size_probe_skips_random_fills_but_measures_the_same_bytes():
+    """The meta-device size probe (E360) no longer runs the initialisers' random draws (1.4 s of the
+    first compile of recipes/pafilt.fif, benchmarks/comparisons/startup.py): it measures what every
+    learnable op of the shipped recipes allocates for real, byte for byte."""
+    from pathlib import Path
+
+    import fif.build as b
+    from fif.registry import get_op
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    seen = 0
+    for name in ("pafilt", "dir", "tiny"):
+        plan = fif.load_recipe(recipes / f"{name}.fif").compile().plan
+        for _, step in plan.ops():
+            if not step.learnable or getattr(step, "branches", ()):   # blocks are not probed
+                continue
+            b._PROBED.clear()
+            spec = get_op(step.op)
+            real = b._make(spec, step, step.kwargs, None)
+            assert b._probe_bytes(spec, step, step.kwargs) == b._weight_bytes(real) > 0, step.op
+            seen += 1
+    assert seen >= 5

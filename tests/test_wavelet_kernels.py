@@ -210,3 +210,39 @@ def test_cuda_matches_cpu(mode):
             torch.testing.assert_close(t.cpu(), s)
     sizes = level_sizes(17, 13, "db4", 2, mode)
     torch.testing.assert_close(idwt2(llc, dc, "db4", mode, sizes).cpu(), idwt2(ll, d, "db4", mode, sizes))
+
+
+@pytest.mark.parametrize("mode", PYWT_MODES)
+@pytest.mark.parametrize("wavelet", ["haar", "db2", "db4", "bior2.2"])
+def test_matrix_and_convolution_paths_agree(monkeypatch, wavelet, mode):
+    """Sides up to MATRIX_MAX run as dense per-level matrices, larger ones as convolutions: the same
+    coefficients, reconstruction and gradients either way (the matrices are the speed-up measured
+    by benchmarks/comparisons/dwt.py; the convolutions were the only path before)."""
+    from fif.ops import wavelet_kernels as wk
+    x = torch.randn(2, 3, 17, 22, dtype=torch.float64)
+    g = torch.randn(2, 3, 17, 22, dtype=torch.float64)
+    sizes = level_sizes(17, 22, wavelet, 2, mode)
+
+    def run():
+        xi = x.clone().requires_grad_(True)
+        ll, d = dwt2(xi, wavelet, 2, mode)
+        flat = [ll] + [t for level in d for t in level]
+        y = idwt2(ll, d, wavelet, mode, sizes=sizes)
+        (grad,) = torch.autograd.grad((y * g).sum() + sum((t * t).sum() for t in flat), xi)
+        return [t.detach() for t in flat] + [y.detach(), grad, idwt2(ll, d, wavelet, mode).detach()]
+
+    fast = run()
+    monkeypatch.setattr(wk, "MATRIX_MAX", 0)
+    slow = run()
+    scale = max(1.0, max(float(t.abs().max()) for t in slow))
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * scale)
+
+
+def test_large_sides_match_pywt():
+    """Above MATRIX_MAX (the convolutions) and across it (levels on both sides of it)."""
+    from fif.ops import wavelet_kernels as wk
+    x = np.random.default_rng(1).standard_normal((1, 2, wk.MATRIX_MAX + 9, wk.MATRIX_MAX + 2))
+    for mode in ("symmetric", "periodization", "zero"):
+        assert _check_against_pywt(x, "db2", 2, mode, torch.float64)
+    assert _check_against_pywt(x.astype(np.float32), "db4", 3, "symmetric", torch.float32)

@@ -191,6 +191,18 @@ def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tens
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
 
 
+def linf_box(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bounds (lo, hi) of the L-inf ball of radius eps around x intersected with [0, 1], made
+    once per attack: `project_box(x_adv, lo, hi)` is then `project_linf(x_adv, x, eps)`, exactly,
+    in two passes over the images instead of five."""
+    return (x - eps).clamp_(0.0, 1.0), (x + eps).clamp_(0.0, 1.0)
+
+
+def project_box(x_adv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Clip x_adv to [lo, hi] elementwise (see linf_box)."""
+    return torch.max(torch.min(x_adv, hi), lo)
+
+
 def l2_norm(t: torch.Tensor) -> torch.Tensor:
     """Per-sample L2 norm of a [N, ...] tensor, shape [N]."""
     return t.flatten(1).norm(p=2, dim=1)
@@ -334,8 +346,11 @@ def loss_grad(model: Callable, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
     loss = check_loss(loss, who="loss_grad")
     eot = check_int(eot, who="loss_grad", name="eot")
     n = x.shape[0]
-    xr = x.detach().repeat(eot, *([1] * (x.dim() - 1))).requires_grad_(True)
-    yr = y.repeat(eot)
+    if eot == 1:   # no copies: the images themselves, the labels as they are
+        xr, yr = x.detach().requires_grad_(True), y
+    else:
+        xr = x.detach().repeat(eot, *([1] * (x.dim() - 1))).requires_grad_(True)
+        yr = y.repeat(eot)
     with torch.enable_grad():
         logits = forward_logits(model, xr, n * eot, "loss_grad")
         check_classes(logits.shape[1], y, loss, who="loss_grad", targeted_dlr=target is not None)
@@ -346,6 +361,8 @@ def loss_grad(model: Callable, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
             grad = None
     if grad is None:
         grad = torch.zeros_like(xr)
+    if eot == 1:   # the mean over one draw is that draw
+        return per.detach(), grad, logits.detach()
     grad = grad.view(eot, *x.shape).mean(dim=0)
     per = per.detach().view(eot, n).mean(dim=0)
     logits = logits.detach().view(eot, n, -1).mean(dim=0)

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
-                      project_linf, seeded, steps_param)
+                      linf_box, project_box, seeded, steps_param)
 
 from .params import BIM as PARAMS  # noqa: E402  (declared where the binder reads it)
 
@@ -49,7 +49,8 @@ def bim(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps:
         step = 1.25 * eps / steps
     with seeded(seed):
         x_adv = x.clone()
+        lo, hi = linf_box(x, eps)
         for _ in range(steps):
             _, grad, _ = loss_grad(model, x_adv, y, "ce", targeted, eot)
-            x_adv = project_linf(x_adv + step * grad.sign(), x, eps)
+            x_adv = project_box(x_adv + step * grad.sign(), lo, hi)
     return finish(x_adv, x)

@@ -8,7 +8,7 @@ import torch
 
 from ..registry import Param
 from ._common import (EOT, STEP, TARGETED, check_common, check_eps, check_float, check_int, finish, loss_grad,
-                      per_sample, project_linf, seeded, steps_param)
+                      per_sample, linf_box, project_box, seeded, steps_param)
 
 from .params import MIFGSM as PARAMS  # noqa: E402  (declared where the binder reads it)
 
@@ -52,9 +52,10 @@ def mifgsm(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, ste
     with seeded(seed):
         x_adv = x.clone()
         momentum = torch.zeros_like(x)
+        lo, hi = linf_box(x, eps)
         for _ in range(steps):
             _, grad, _ = loss_grad(model, x_adv, y, "ce", targeted, eot)
             l1 = grad.abs().flatten(1).sum(dim=1).clamp_min(1e-12)
             momentum = decay * momentum + grad / per_sample(l1, grad)
-            x_adv = project_linf(x_adv + step * momentum.sign(), x, eps)
+            x_adv = project_box(x_adv + step * momentum.sign(), lo, hi)
     return finish(x_adv, x)

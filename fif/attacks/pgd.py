@@ -8,7 +8,7 @@ import torch
 
 from ..registry import Param
 from ._common import (EOT, LOSSES, STEP, TARGETED, check_bool, check_common, check_eps, check_float, check_int,
-                      check_loss, eot_loss, finish, fooled, loss_grad, loss_param, project_linf,
+                      check_loss, eot_loss, finish, fooled, loss_grad, loss_param, linf_box, project_box,
                       random_linf_start, seeded, steps_param)
 
 from .params import PGD as PARAMS  # noqa: E402  (declared where the binder reads it)
@@ -65,9 +65,10 @@ def pgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps:
 
     def run(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         x_adv = random_linf_start(xs, eps) if random_start else xs.clone()
+        lo, hi = linf_box(xs, eps)
         for _ in range(steps):
             _, grad, _ = loss_grad(model, x_adv, ys, loss, targeted, eot)
-            x_adv = project_linf(x_adv + step * grad.sign(), xs, eps)
+            x_adv = project_box(x_adv + step * grad.sign(), lo, hi)
         return x_adv
 
     with seeded(seed):

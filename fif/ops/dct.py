@@ -33,11 +33,11 @@ class BlockDCT(nn.Module):
     def __init__(self, size: int, order: tuple[int, ...], count: int, scale: float, shift: float):
         super().__init__()
         self.size, self.count, self.scale, self.shift = size, count, scale, shift
-        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.order = tuple(order)
 
     def forward(self, x):
-        c = dk.block_dct(x * self.scale - self.shift, self.size)      # [N, C, Hb, Wb, n*n]
-        c = c.index_select(-1, self.order).permute(0, 1, 4, 2, 3)      # [N, C, n*n, Hb, Wb]
+        c = dk.block_dct(x * self.scale - self.shift, self.size, self.order)   # [N, C, Hb, Wb, n*n] in order
+        c = c.permute(0, 1, 4, 2, 3)                                           # [N, C, n*n, Hb, Wb]
         N, C, _, hb, wb = c.shape
         k = self.count
         return {"OF": c[:, :, :k].reshape(N, C * k, hb, wb), "AF": c[:, :, k:].reshape(N, -1, hb, wb)}
@@ -50,18 +50,15 @@ class InverseBlockDCT(nn.Module):
     def __init__(self, size: int, order: tuple[int, ...], channels: int, scale: float, shift: float, hw):
         super().__init__()
         self.size, self.channels, self.scale, self.shift, self.hw = size, channels, scale, shift, tuple(hw)
-        inverse = [0] * len(order)
-        for pos, idx in enumerate(order):
-            inverse[idx] = pos
-        self.register_buffer("inverse", torch.tensor(inverse, dtype=torch.long), persistent=False)
+        self.order = tuple(order)
 
     def forward(self, parts):
         of, af = parts["OF"], parts["AF"]
         N, _, hb, wb = of.shape
         C = self.channels
         c = torch.cat([of.reshape(N, C, -1, hb, wb), af.reshape(N, C, -1, hb, wb)], 2)
-        c = c.permute(0, 1, 3, 4, 2).index_select(-1, self.inverse)   # back to row-major i*n + j
-        return (dk.block_idct(c, self.size, self.hw) + self.shift) / self.scale
+        c = c.permute(0, 1, 3, 4, 2)                                  # [N, C, Hb, Wb, n*n] in order
+        return (dk.block_idct(c, self.size, self.hw, self.order) + self.shift) / self.scale
 
     def extra_repr(self):
         return f"size={self.size}, scale={self.scale:g}, shift={self.shift:g}"

@@ -1,7 +1,8 @@
 """Block DCT kernels: the orthonormal 2-D DCT-II on non-overlapping n x n blocks, as matrix products.
 
 The one DCT implementation in fif: `blockdct`/`iblockdct` and `jpeg` all use it. Pure torch,
-vectorised over every block at once, any device and floating dtype, differentiable.
+vectorised over every block at once (one [n*n, n*n] matrix product for all blocks, which can also
+put the coefficients in zig-zag order), any device and floating dtype, differentiable.
 
     c = block_dct(x, 8)              # [N, C, H, W] -> [N, C, Hb, Wb, 64], coefficient i*8+j last
     x = block_idct(c, 8, (H, W))     # the exact inverse, cropped back to H x W
@@ -18,7 +19,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dct_matrix", "block_dct", "block_idct", "blocks_of", "natural_order", "split_count"]
+__all__ = ["dct_matrix", "block_matrix", "block_dct", "block_idct", "blocks_of", "natural_order", "split_count"]
 
 
 @lru_cache(maxsize=None)
@@ -50,23 +51,37 @@ def blocks_of(size: int, n: int) -> int:
     return -(-size // n)
 
 
-def block_dct(x: torch.Tensor, n: int = 8) -> torch.Tensor:
-    """2-D DCT-II of every n x n block of x [N, C, H, W] -> [N, C, Hb, Wb, n*n] (row-major i*n + j)."""
+def block_matrix(n: int, dtype=torch.float32, device="cpu", order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The 2-D DCT of one flattened n x n block as one [n*n, n*n] matrix, kron(D, D): coefficient
+    k*n + l of block b (row-major pixels i*n + j) is (K @ b)[k*n + l] = (D b D^T)[k, l]. With `order`,
+    its rows are taken in that order (coefficients come out in `order`). Cached."""
+    key = ("kron", n, dtype, torch.device(device), order)
+    m = _MATRICES.get(key)
+    if m is None:
+        d = torch.tensor(_dct_rows(n), dtype=torch.float64)
+        k = torch.kron(d, d)
+        if order is not None:
+            k = k[list(order)]
+        m = _MATRICES[key] = k.to(dtype=dtype, device=device)
+    return m
+
+
+def block_dct(x: torch.Tensor, n: int = 8, order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """2-D DCT-II of every n x n block of x [N, C, H, W] -> [N, C, Hb, Wb, n*n], coefficients
+    row-major (i*n + j) or, given `order`, in that order. One matrix product for all blocks."""
     N, C, H, W = x.shape
     hb, wb = blocks_of(H, n), blocks_of(W, n)
     if hb * n != H or wb * n != W:
         x = F.pad(x, (0, wb * n - W, 0, hb * n - H), mode="replicate")
-    b = x.reshape(N, C, hb, n, wb, n).transpose(3, 4)            # [N, C, Hb, Wb, n, n]
-    d = dct_matrix(n, x.dtype, x.device)
-    return (d @ b @ d.T).reshape(N, C, hb, wb, n * n)
+    b = x.reshape(N, C, hb, n, wb, n).transpose(3, 4).reshape(N, C, hb, wb, n * n)
+    return b @ block_matrix(n, x.dtype, x.device, order).T
 
 
-def block_idct(c: torch.Tensor, n: int, size: tuple[int, int]) -> torch.Tensor:
-    """Inverse of `block_dct`: [N, C, Hb, Wb, n*n] -> [N, C, H, W], cropped to size = (H, W)."""
+def block_idct(c: torch.Tensor, n: int, size: tuple[int, int], order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Inverse of `block_dct` (same `order`): [N, C, Hb, Wb, n*n] -> [N, C, H, W], cropped to size = (H, W)."""
     N, C, hb, wb, _ = c.shape
-    d = dct_matrix(n, c.dtype, c.device)
-    b = d.T @ c.reshape(N, C, hb, wb, n, n) @ d
-    x = b.transpose(3, 4).reshape(N, C, hb * n, wb * n)
+    b = c @ block_matrix(n, c.dtype, c.device, order)      # orthonormal: the inverse is the transpose
+    x = b.reshape(N, C, hb, wb, n, n).transpose(3, 4).reshape(N, C, hb * n, wb * n)
     H, W = size
     return x[..., :H, :W]
 

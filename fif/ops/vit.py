@@ -50,7 +50,9 @@ class Block(nn.Module):
         B, L, D = x.shape
         qkv = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
+        del qkv   # without a graph to keep them, q, k and v (3x the tokens) go before the MLP runs
         x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))
+        del a
         return x + self.mlp(self.norm2(x))
 
 
@@ -130,6 +132,7 @@ class ViTDenoiser(nn.Module):
         T = self.grid[0] * self.grid[1]
         full = self.mask_token.expand(B, T, D).scatter(1, idx.unsqueeze(-1).expand(-1, -1, D), body)
         tokens = torch.cat([encoded[:, :1], full], 1) + self.decoder_pos
+        del encoded, body, full   # not needed while the decoder blocks run
         for block in self.decoder:
             tokens = block(tokens)
         pixels = self.head(self.decoder_norm(tokens)[:, 1:])          # [B, T, C * p * p]

@@ -1,8 +1,9 @@
 """Pure-torch 2-D discrete wavelet transform (DWT) and its inverse, exact against pywt.
 
 Filters come from pywavelets; each level is two separable depthwise convolutions (strided
-for analysis, polyphase for synthesis) after a pywt-style boundary extension, so it runs
-on any device/dtype and is differentiable.  Matches ``pywt.wavedec2`` / ``pywt.waverec2``
+for analysis, polyphase for synthesis) after a pywt-style boundary extension, or, for sides up to
+MATRIX_MAX, two products with dense matrices that pywt itself builds (faster on CPU); it runs on
+any device/dtype and is differentiable.  Matches ``pywt.wavedec2`` / ``pywt.waverec2``
 (``axes=(-2, -1)``) in every pywt padding mode.
 
 Example::
@@ -26,9 +27,12 @@ _NEEDS_TWO = ("reflect", "antireflect")  # pywt requires a signal length > 1 for
 
 
 # ----------------------------------------------------------------------------- checks
+_DISCRETE = frozenset(pywt.wavelist(kind="discrete"))   # asking pywt costs ~40 us a call
+
+
 def check_wavelet(name) -> None:
     """Raise ValueError unless ``name`` is a discrete wavelet known to pywt."""
-    if not isinstance(name, str) or name not in pywt.wavelist(kind="discrete"):
+    if not isinstance(name, str) or name not in _DISCRETE:
         raise ValueError(f"unknown wavelet {name!r}: expected one of pywt.wavelist(kind='discrete'), "
                          "e.g. 'haar', 'db2', 'sym4', 'coif1', 'bior2.2'")
 
@@ -257,10 +261,66 @@ def _synthesis(c: torch.Tensor, wavelet: str, mode: str) -> torch.Tensor:
     return x
 
 
+# ------------------------------------------------------------------ small sides: matrices
+# Up to MATRIX_MAX samples a side, one level along one axis is a dense matrix that does the
+# boundary extension, the filtering and the down-sampling at once. The matrices come from pywt
+# itself, applied to the unit vectors, so every mode is pywt's by construction; a level is then two
+# matrix products, several times faster on CPU than the depthwise convolutions above, forward and
+# backward (benchmarks/comparisons/dwt.py). Their work per sample grows with the side (most entries
+# are zero), so above MATRIX_MAX the convolutions are faster again.
+MATRIX_MAX = 128
+
+
+@lru_cache(maxsize=512)
+def _analysis_matrix(n: int, wavelet: str, mode: str) -> np.ndarray:
+    """[2m, n]: rows 0..m-1 map a length-n signal to its approximation, rows m..2m-1 to its detail."""
+    approx, detail = pywt.dwt(np.eye(n), wavelet, mode=mode, axis=0)
+    return np.concatenate([approx, detail])
+
+
+@lru_cache(maxsize=512)
+def _synthesis_matrix(m: int, wavelet: str, mode: str) -> np.ndarray:
+    """[L, 2m]: pywt.idwt of each unit coefficient vector, approximation first; L is pywt's output length."""
+    eye = np.eye(2 * m)
+    return pywt.idwt(eye[:m], eye[m:], wavelet, mode=mode, axis=0)
+
+
+def _matrix(make, n: int, wavelet: str, mode: str, like: torch.Tensor) -> torch.Tensor:
+    return _cached((make.__name__, n, wavelet, mode, like.dtype, like.device),
+                   lambda: torch.as_tensor(make(n, wavelet, mode), dtype=like.dtype, device=like.device))
+
+
+def _analysis_mm(x: torch.Tensor, wavelet: str, mode: str):
+    """One 2-D DWT level as two matrix products: (ll, lh, hl, hh), views of one [N, C, 2h, 2w] tensor."""
+    N, C, H, W = x.shape
+    ah = _matrix(_analysis_matrix, H, wavelet, mode, x)
+    aw = _matrix(_analysis_matrix, W, wavelet, mode, x)
+    h, w = ah.shape[0] // 2, aw.shape[0] // 2
+    y = (x.reshape(N * C * H, W) @ aw.T).view(N * C, H, 2 * w)      # along W: (lo | hi) x w
+    y = (ah @ y).view(N, C, 2, h, 2, w)                             # along H: (lo | hi) x h
+    (ll, hl), (lh, hh) = (half.unbind(3) for half in y.unbind(2))
+    return ll, lh, hl, hh
+
+
+def _synthesis_mm(ll, lh, hl, hh, wavelet: str, mode: str, size: tuple[int, int]) -> torch.Tensor:
+    """One 2-D inverse level as two matrix products, cropped to `size` (at most pywt's length)."""
+    N, C, h, w = lh.shape
+    sh = _matrix(_synthesis_matrix, h, wavelet, mode, lh)[: size[0]]
+    sw = _matrix(_synthesis_matrix, w, wavelet, mode, lh)[: size[1]]
+    y = torch.cat([torch.cat([ll, hl], -1), torch.cat([lh, hh], -1)], -2).reshape(N * C, 2 * h, 2 * w)
+    y = sh @ y                                                       # along H
+    return (y.reshape(-1, 2 * w) @ sw.T).view(N, C, size[0], size[1])  # along W
+
+
+def _natural_len(m: int, wavelet: str, mode: str) -> int:
+    """pywt.idwt's output length for m coefficients."""
+    return 2 * m if mode == "periodization" else 2 * m - _filter_len(wavelet) + 2
+
+
 # ------------------------------------------------------------------ Haar fast path
 # With the two-tap Haar filters and an even size no mode pads anything, so one level is plain
 # arithmetic on the four pixels of each 2x2 block (several times faster than the convolutions on
-# CPU; benchmarks/bench_dwt.py compares it with pywt).
+# CPU; benchmarks/comparisons/dwt.py compares it with pywt, ptwt and pytorch_wavelets).
 def _haar_even(x: torch.Tensor) -> bool:
     return x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0
 
@@ -306,9 +366,13 @@ def dwt2(x: torch.Tensor, wavelet: str = "haar", levels: int = 1, mode: str = "s
             details.append((lh, hl, hh))
             a = ll
             continue
-        c = _analysis(a, wavelet, mode)
-        details.append((c[:, :, 1, 0], c[:, :, 0, 1], c[:, :, 1, 1]))
-        a = c[:, :, 0, 0]
+        if max(a.shape[-2:]) <= MATRIX_MAX:
+            a, lh, hl, hh = _analysis_mm(a, wavelet, mode)
+        else:
+            # One unbind, not four selects: its backward stacks the four band gradients in one
+            # tensor, where each select's backward would fill a zero tensor of all four bands.
+            a, hl, lh, hh = _analysis(a, wavelet, mode).flatten(2, 3).unbind(2)
+        details.append((lh, hl, hh))
     return a, details[::-1]
 
 
@@ -346,15 +410,17 @@ def idwt2(ll: torch.Tensor, details, wavelet: str = "haar", mode: str = "symmetr
                              f"'{wavelet}' (filter length {_filter_len(wavelet)}); were they made "
                              "with the same wavelet and mode?")
         a = a[..., : shape[-2], : shape[-1]]
-        if wavelet == "haar" and (sizes is None or all(v % 2 == 0 for v in sizes[lev])):
+        natural = (_natural_len(shape[-2], wavelet, mode), _natural_len(shape[-1], wavelet, mode))
+        size = natural if sizes is None else sizes[lev]
+        if size[0] > natural[0] or size[1] > natural[1]:
+            raise ValueError(f"sizes[{lev}]={sizes[lev]} exceeds the reconstructed size "
+                             f"{natural}; sizes must be ordered coarsest first")
+        if wavelet == "haar" and all(v % 2 == 0 for v in size):
             a = _haar_merge(a, d[0], d[1], d[2])
+        elif max(natural) <= MATRIX_MAX:
+            a = _synthesis_mm(a, d[0], d[1], d[2], wavelet, mode, size)
         else:
-            c = torch.stack([torch.stack([a, d[1]], 2), torch.stack([d[0], d[2]], 2)], 2)
-            a = _synthesis(c, wavelet, mode)
-        if sizes is not None:
-            sh, sw = sizes[lev]
-            if sh > a.shape[-2] or sw > a.shape[-1]:
-                raise ValueError(f"sizes[{lev}]={sizes[lev]} exceeds the reconstructed size "
-                                 f"{tuple(a.shape[-2:])}; sizes must be ordered coarsest first")
-            a = a[..., :sh, :sw]
+            c = torch.stack([a, d[1], d[0], d[2]], 2)   # [N, C, 4, h, w]: (H lo/hi) x (W lo/hi)
+            a = _synthesis(c.view(N, C, 2, 2, *c.shape[-2:]), wavelet, mode)
+        a = a[..., : size[0], : size[1]]
     return a

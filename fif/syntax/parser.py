@@ -248,8 +248,8 @@ _COMMENT_SINK: list[Token] = []
 
 @functools.lru_cache(maxsize=1)
 def _lark_with_comments() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                lexer_callbacks={"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
+    from .lark_build import lark_parser   # its tables cached as JSON in fif's cache folder
+    return lark_parser(grammar_text(), {"COMMENT": _COMMENT_SINK.append, "NAME": _reserved})
 
 
 _KEYWORDS = {"let": "LET", "def": "DEF", "recipe": "RECIPE", "for": "FOR", "in": "IN"}

@@ -1,0 +1,85 @@
+"""6. Parse + check + build time of each recipe, cold (a new process) and warm (the plan cached), and
+the command line's startup: `fif --help` and `fif fmt --check RECIPE` (both torch-free).
+
+    python -m benchmarks.comparisons.startup RECIPE      # the child: one JSON line
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from ..harness import ROOT, Config, Row, child_env, run_json
+from . import RECIPES
+
+TITLE = "Compile time of each recipe (cold, warm) and command-line startup"
+NOTE = ("Cold: in a new process, after `import torch` (1-3 s here, torch's own, reported separately), "
+        "`fif.load_recipe(path).compile()`: import fif, parse, bind, check, plan, build the defense "
+        "with fresh weights. Warm: `recipe.compile()` again in that process (plan cached; the build "
+        "still makes fresh weights), median of 5; `reload` is `fif.load_recipe(path).compile()` again "
+        "(parse and bind again, plan cached). Startup: wall time of `python -m fif --help` and "
+        "`python -m fif fmt --check recipes/NAME.fif` as subprocesses, median of the repeats, with "
+        "the children's CPU time beside it (wall time on a loaded machine includes waiting for a core).")
+PEERS: list[str] = []
+
+
+def run(cfg: Config):
+    recipes = cfg.pick(RECIPES, RECIPES, ("tiny",))
+    for recipe in recipes:
+        got = run_json(["-m", "benchmarks.comparisons.startup", recipe])
+        yield Row("startup", f"{recipe}: cold compile", "ms", got["cold"] * 1e3,
+                  note=f"import torch {got['torch']:.2f} s, not counted; first load_recipe {got['load'] * 1e3:.0f} ms",
+                  target=("abs", 300.0))
+        yield Row("startup", f"{recipe}: warm compile", "ms", got["warm"] * 1e3,
+                  note=f"reload + compile {got['reload'] * 1e3:.1f} ms; {got['weights']} weights",
+                  target=("abs", 5.0))
+    runs = cfg.pick(7, 5, 1)
+    for args in (["--help"], ["fmt", "--check", "recipes/pafilt.fif"]):
+        wall, cpu = _command(args, runs)
+        yield Row("startup", "fif " + " ".join(args), "s", wall, note=f"CPU {cpu:.2f} s", target=("abs", 0.3))
+
+
+def _command(args: list[str], runs: int) -> tuple[float, float]:
+    import resource
+    walls, cpus = [], []
+    env = child_env()
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "fif", *args], capture_output=True, text=True, cwd=ROOT,
+                             env=env, timeout=120)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if out.returncode != 0:
+            raise RuntimeError(f"fif {' '.join(args)} failed: {out.stderr[-500:]}")
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def child(recipe: str) -> dict:
+    t0 = time.perf_counter()
+    import torch  # noqa: F401  (torch's import is not fif's)
+    t1 = time.perf_counter()
+    import fif
+    path = ROOT / "recipes" / f"{recipe}.fif"
+    loaded = fif.load_recipe(path)
+    t2 = time.perf_counter()
+    pipeline = loaded.compile()
+    t3 = time.perf_counter()
+    warm, reload = [], []
+    for _ in range(5):
+        s = time.perf_counter()
+        loaded.compile()
+        warm.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        fif.load_recipe(path).compile()
+        reload.append(time.perf_counter() - s)
+    return {"torch": t1 - t0, "load": t2 - t1, "cold": t3 - t1, "warm": statistics.median(warm),
+            "reload": statistics.median(reload), "weights": sum(p.numel() for p in pipeline.parameters())}
+
+
+if __name__ == "__main__":
+    print(json.dumps(child(sys.argv[1])))

@@ -1,0 +1,30 @@
+"""Keeps benchmarks/ from rotting: the harness imports and one comparison runs once at a tiny size.
+No timing is asserted (DESIGN section 7: speed is measured by benchmarks/run.py, side by side)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_harness_runs_one_tiny_comparison():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.comparisons import COMPARISONS, load
+        from benchmarks.harness import Config, Summary, machine, text_table
+        from benchmarks.run import results_markdown, run_comparisons
+    finally:
+        sys.path.remove(str(ROOT))
+    assert {"dwt", "jpeg", "defenses", "memory", "pgd", "eval", "eot", "startup", "compile"} <= set(COMPARISONS)
+    for name in COMPARISONS:
+        module = load(name)
+        assert module.TITLE and module.NOTE and callable(module.run)
+    rows, notes = run_comparisons(["dwt"], Config.make(tiny=True), echo=lambda *a: None)
+    assert rows and "(failed)" not in {r.case for r in rows}
+    errors = [r for r in rows if r.unit == "max err"]
+    assert errors and all(r.fif is not None and r.met for r in errors)   # coefficients within 1e-5 of pywt
+    assert any(r.unit == "fwd ms" and r.other == "pywt" and r.fif > 0 for r in rows)
+    summary = Summary("python benchmarks/run.py --only dwt", machine(), {"PyWavelets": "x"}, rows, notes, 1.0, "0, 0, 0")
+    assert "dwt" in text_table(rows)
+    text = results_markdown(summary, quick=True)
+    assert text.startswith("# fif against") and "Quick run" in text and "| dwt |" in text
