@@ -248,7 +248,7 @@ def catalog() -> dict[str, dict[str, str]]:
     from .models.settings import CLASSIFIERS
     from .recipe_stages import stage_params
     from .search.params import search_params
-    from .train.inputs import INPUTS
+    from .train.params import INPUTS
     from .train.params import LOSSES
     from .train.params import OPTIMIZER_PARAMS, SCHEDULE_PARAMS
     families = {"data": SOURCES, "classifier": CLASSIFIERS, "attack": ATTACK_PARAMS,

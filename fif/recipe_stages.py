@@ -104,7 +104,7 @@ def _stage(b: Binder, s: n.Section, name: str) -> dict:
 def bind_inputs(b: Binder, node) -> dict | None:
     """clean | noisy(sigma, clip) | adversarial(attack, eps, against, ...) | a fixed pipeline."""
     from .registry import all_ops
-    from .train.inputs import INPUT_CATALOG, INPUTS
+    from .train.params import INPUT_CATALOG, INPUTS
     if isinstance(node, n.Call) and node.name == "adversarial":
         return _adversarial(b, node)
     if isinstance(node, n.Call) and node.name in INPUTS:
@@ -121,7 +121,7 @@ def bind_inputs(b: Binder, node) -> dict | None:
 def _adversarial(b: Binder, call: n.Call) -> dict | None:
     """adversarial(attack=pgd(steps=40), eps=[0.1, 0.3], against=defense, step=0.02)."""
     from .attacks.params import BY_NAME, NORMS
-    from .train.inputs import INPUTS
+    from .train.params import INPUTS
     own = INPUTS["adversarial"]
     attack = next((a.value for a in call.args if a.name == "attack"), None)
     if attack is None:

@@ -108,7 +108,8 @@ def test_a_recipe_mistake_fails_before_torch_is_imported(tmp_path):
     import subprocess
     import sys
     recipe = tmp_path / "r.fif"
-    recipe.write_text("recipe r {\n  defense = bitdepth(2)\n  eval { attacks = [pgd(stepz=10)] }\n}\n")
+    recipe.write_text("recipe r {\n  defense = bitdepth(2)\n  eval { attacks = [pgd(stepz=10)] }\n"
+                      "  train { stage s { inputs = adversarial(attack=fgsm, eps=uniform(0, 0.3)); loss = l1 } }\n}\n")
     probe = ("import sys, runpy\nsys.modules['torch'] = None   # any import of torch fails loudly\n"
              "sys.argv = ['fif'] + sys.argv[1:]\n"
              "try:\n    runpy.run_module('fif', run_name='__main__')\nexcept SystemExit as e:\n    print('EXIT', e.code)\n")

@@ -24,35 +24,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..attacks import ATTACK_CATALOG
 from ..errors import did_you_mean
-from ..registry import REQUIRED, Catalog, Param
 from .optim import SettingError
 
-KINDS = ("clean", "noisy", "pipeline", "adversarial")
-
-# The input kinds a recipe names, with their parameters (bound when the recipe is loaded). Other
-# keywords of `adversarial` are the attack's: adversarial(attack=pgd, eps=0.3, steps=10).
-# How `eps` may be drawn instead of from a list: adversarial(eps=uniform(0, 0.3)).
-EPS_DRAWS: dict[str, tuple[Param, ...]] = {
-    "uniform": (Param("low", "float", REQUIRED, low=0.0, high=1.0, doc="smallest eps"),
-                Param("high", "float", REQUIRED, low=0.0, high=1.0, doc="largest eps")),
-}
-EPS_DRAW_CATALOG = Catalog("eps draw", lambda: EPS_DRAWS)
-
-INPUTS: dict[str, tuple[Param, ...]] = {
-    "clean": (),
-    "noisy": (Param("sigma", "float|list[float]", REQUIRED, low=0.0,
-                    doc="noise standard deviation; with a list, each sample draws one"),
-              Param("clip", "bool", True, doc="clip the noisy image to [0, 1]")),
-    "adversarial": (Param("attack", "call", "pgd", catalog=ATTACK_CATALOG, doc="any L-inf attack, with its settings"),
-                    Param("eps", "float|list[float]|call", REQUIRED, low=0.0, high=1.0, catalog=EPS_DRAW_CATALOG,
-                          doc="budgets; each sample draws one (0 keeps the clean image), from the list "
-                              "or uniformly: uniform(low, high)"),
-                    Param("against", "choice", "classifier", choices=("classifier", "defense"),
-                          doc="attack the classifier, or the defense's attack view then the classifier")),
-}
-INPUT_CATALOG = Catalog("inputs kind", lambda: INPUTS)
+from .params import EPS_DRAW_CATALOG, EPS_DRAWS, INPUT_CATALOG, INPUTS, KINDS  # noqa: E402,F401  (torch-free)
 
 
 def _numbers(name, v, *, low=0.0, high=None) -> list[float]:

@@ -1,11 +1,12 @@
-"""What a recipe's training stages may name, with their typed parameters: losses, optimizers and
-schedules. Torch-free, so `fif.load_recipe` binds a `train` section without importing torch.
+"""What a recipe's training stages may name, with their typed parameters: losses, optimizers,
+schedules and training inputs. Torch-free, so `fif.load_recipe` binds a `train` section without importing torch.
 
     loss = l1 + 0.5 * ce(target=clean_pred); optim = adam(lr=2e-4); schedule = cosine(warmup=100)
 """
 
 from __future__ import annotations
 
+from ..attacks.params import ATTACK_CATALOG
 from ..registry import REQUIRED, Catalog, Param
 
 TARGETS = ("label", "clean_pred", "clean_soft")
@@ -72,3 +73,29 @@ SCHEDULE_PARAMS: dict[str, tuple[Param, ...]] = {
 }
 OPTIMIZER_CATALOG = Catalog("optimizer", lambda: OPTIMIZER_PARAMS)
 SCHEDULE_CATALOG = Catalog("schedule", lambda: SCHEDULE_PARAMS)
+
+
+KINDS = ("clean", "noisy", "pipeline", "adversarial")
+
+# The input kinds a recipe names, with their parameters (bound when the recipe is loaded). Other
+# keywords of `adversarial` are the attack's: adversarial(attack=pgd, eps=0.3, steps=10).
+# How `eps` may be drawn instead of from a list: adversarial(eps=uniform(0, 0.3)).
+EPS_DRAWS: dict[str, tuple[Param, ...]] = {
+    "uniform": (Param("low", "float", REQUIRED, low=0.0, high=1.0, doc="smallest eps"),
+                Param("high", "float", REQUIRED, low=0.0, high=1.0, doc="largest eps")),
+}
+EPS_DRAW_CATALOG = Catalog("eps draw", lambda: EPS_DRAWS)
+
+INPUTS: dict[str, tuple[Param, ...]] = {
+    "clean": (),
+    "noisy": (Param("sigma", "float|list[float]", REQUIRED, low=0.0,
+                    doc="noise standard deviation; with a list, each sample draws one"),
+              Param("clip", "bool", True, doc="clip the noisy image to [0, 1]")),
+    "adversarial": (Param("attack", "call", "pgd", catalog=ATTACK_CATALOG, doc="any L-inf attack, with its settings"),
+                    Param("eps", "float|list[float]|call", REQUIRED, low=0.0, high=1.0, catalog=EPS_DRAW_CATALOG,
+                          doc="budgets; each sample draws one (0 keeps the clean image), from the list "
+                              "or uniformly: uniform(low, high)"),
+                    Param("against", "choice", "classifier", choices=("classifier", "defense"),
+                          doc="attack the classifier, or the defense's attack view then the classifier")),
+}
+INPUT_CATALOG = Catalog("inputs kind", lambda: INPUTS)
