@@ -34,14 +34,15 @@ class Config:
     warmup: int = 2
     tiny: bool = False
     budget: float = 0.0      # seconds of timed rounds to aim for: short calls get more repeats
+    cap: float = 0.0         # and at most about this long: long calls get fewer (but 3 or more)
 
     @classmethod
     def make(cls, quick: bool = False, tiny: bool = False, repeats: int | None = None) -> "Config":
         if tiny:
             return cls(quick=True, repeats=repeats or 1, warmup=0, tiny=True)
         if quick:
-            return cls(quick=True, repeats=repeats or 3, warmup=1, budget=0.5)
-        return cls(repeats=repeats or 9, warmup=2, budget=2.0)
+            return cls(quick=True, repeats=repeats or 3, warmup=1, budget=0.5, cap=20.0)
+        return cls(repeats=repeats or 9, warmup=2, budget=2.0, cap=60.0)
 
     def pick(self, full, quick, tiny=None):
         """The setting for this run: `tiny` (default: `quick`) in the test, `quick` with --quick."""
@@ -95,7 +96,8 @@ def interleaved(contenders: dict[str, Callable[[], object]], cfg: Config,
                 repeats: int | None = None) -> dict[str, float]:
     """Median seconds per call of each contender, run in alternating order (module docstring).
     At least `repeats` rounds, more (up to MAX_REPEATS) when a round is short, so that the timed
-    rounds take about cfg.budget seconds: microsecond calls get a steady median too."""
+    rounds take about cfg.budget seconds: microsecond calls get a steady median too; fewer (not
+    under 3) when `repeats` rounds would take more than cfg.cap seconds."""
     repeats = repeats or cfg.repeats
     names = list(contenders)
     round_time = 0.0
@@ -106,6 +108,8 @@ def interleaved(contenders: dict[str, Callable[[], object]], cfg: Config,
         round_time = time.perf_counter() - t0
     if cfg.budget and round_time > 0:
         repeats = max(repeats, min(MAX_REPEATS, int(cfg.budget / round_time)))
+    if cfg.cap and round_time > 0:
+        repeats = min(repeats, max(3, int(cfg.cap / round_time)))
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):

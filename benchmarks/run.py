@@ -2,6 +2,9 @@
 
     python benchmarks/run.py [--quick] [--only NAME ...] [--threads N] [--write]
 
+`--quick` (fewer sizes and repeats, one torch thread unless --threads says otherwise) takes about
+2 minutes on 2 busy cores; the full run is for a quiet machine.
+
 Runs each comparison (benchmarks/comparisons/, `--list` names them) in this one process, the
 contenders interleaved, with warm-up and repeats, and prints a table of medians and ratios
 (fif / other: below 1 means fif is faster), with the machine, torch version, thread count and load
@@ -87,7 +90,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a few minutes)")
     ap.add_argument("--only", action="append", choices=list(COMPARISONS), metavar="NAME",
                     help="run only this comparison (repeatable): " + ", ".join(COMPARISONS))
-    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice; "
+                    "1 with --quick, which is meant for busy machines)")
     ap.add_argument("--repeats", type=int, help="timed repeats per measurement (default 9, quick 3)")
     ap.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(RESULTS.parents[1])}")
     ap.add_argument("--list", action="store_true", help="list the comparisons and exit")
@@ -97,16 +101,18 @@ def main(argv=None) -> int:
             print(f"{name:<10} {load(name).TITLE}")
         return 0
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (1 if args.quick else None)
+    if threads:
+        torch.set_num_threads(threads)
     cfg = Config.make(quick=args.quick, repeats=args.repeats)
     names = args.only or list(COMPARISONS)
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     peers = versions(sorted({p for n in names for p in load(n).PEERS}))
     summary = Summary(command.strip(), machine(), peers)
-    print(header(summary, cfg.quick).split("\n\nMade by")[0].lstrip("# ").replace("**", ""))
+    print(f"fif benchmarks{' (quick)' if cfg.quick else ''}: {', '.join(names)}")
     print(f"torch {summary.info['torch']}, {summary.info['threads']} threads, {summary.info['cpu']}, "
-          f"{summary.info['cores']} cores; peers: " + ", ".join(f"{k} {v}" for k, v in peers.items()))
+          f"{summary.info['cores']} cores, load average {summary.info['load']}; peers: "
+          + ", ".join(f"{k} {v}" for k, v in peers.items()))
     t0 = time.perf_counter()
     summary.rows, summary.notes = run_comparisons(names, cfg)
     summary.seconds = time.perf_counter() - t0

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..harness import ROOT, Config, Row
+from ..harness import ROOT, Config, Row, interleaved
 from . import skipped
 
 TITLE = "fif eval of recipes/bitdepth.fif against the same evaluation by hand with torchattacks"
@@ -85,24 +85,12 @@ def run(cfg: Config):
 
     def ours():
         return run_eval(recipe, attacks=["pgd"], eps=[EPS], threats=["graybox", "adaptive"], n=n,
-                        only=["defense"], sanity=False, runs=__import__("pathlib").Path(runs))
-    contenders = {"fif": ours}
-    if torchattacks is not None:
-        contenders["by hand"] = lambda: _by_hand(recipe, n, torchattacks)
-    times = {k: [] for k in contenders}
-    for _ in range(cfg.warmup):
-        for fn in contenders.values():
-            fn()
-    repeats = cfg.repeats
-    for r in range(repeats):
-        for name in (list(contenders) if r % 2 == 0 else list(contenders)[::-1]):
-            t0 = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - t0)
-    rate = {k: 2 * n / sorted(v)[len(v) // 2] for k, v in times.items()}
+                        only=["defense"], sanity=False, runs=Path(runs))
     if torchattacks is None:
-        yield skipped("eval", case, "images/s", "by hand + torchattacks", why)
+        yield skipped("eval", case, "s", "by hand + torchattacks", why)
         return
+    contenders = {"fif": ours, "by hand": lambda: _by_hand(recipe, n, torchattacks)}
+    rate = {k: 2 * n / v for k, v in interleaved(contenders, cfg).items()}   # each call: a whole evaluation
     # higher is better here: the ratio column is fif's time over the other's (other rate / fif rate)
     yield Row("eval", case, "s", 2 * n / rate["fif"], "by hand + torchattacks", 2 * n / rate["by hand"],
               note=f"attacked images/s: fif {rate['fif']:.0f}, by hand {rate['by hand']:.0f}",
