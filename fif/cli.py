@@ -202,7 +202,7 @@ def _recipe_catalog(pattern):
 @main.command("explain")
 @click.argument("code", required=False)
 def explain_cmd(code):
-    """What error CODE means (e.g. E201); every code, by group, without one."""
+    """What error CODE means (such as E201); without CODE, every code by group."""
     from .error_codes import CODES, GROUPS, explain
     if code is None:
         for prefix, group in GROUPS.items():
