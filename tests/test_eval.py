@@ -9,6 +9,7 @@ from click.testing import CliRunner
 import fif
 from fif.cli import main
 from fif.evaluate import masking_warnings, psnr, run_eval, ssim, write_report
+from fif.evaluate.untrained import untrained_warnings
 
 
 def test_attack_view_passes_identity_gradient_through_bitdepth():
@@ -75,6 +76,15 @@ def test_masking_warnings_fire_on_the_two_signs_only():
               _row("r", "deepfool", 0.1, "adaptive", 0.2), _row("r", "deepfool", 0.3, "adaptive", 0.6)]
     w = masking_warnings(rising)
     assert len(w) == 1 and "rises" in w[0] and "pgd" in w[0]   # minimal-norm attacks may rise
+
+
+def test_a_model_at_chance_on_clean_inputs_is_called_untrained():
+    labels = torch.tensor([0] * 12 + [1] * 8 + list(range(2, 10)) * 10)   # commonest label: 12%
+    rows = [_row("dead", "none", 0.0, "clean", 0.095), _row("edge", "none", 0.0, "clean", 0.16),
+            _row("ok", "none", 0.0, "clean", 0.18), _row("dead", "pgd", 0.3, "whitebox", 0.0)]
+    w = untrained_warnings(rows, labels)
+    assert [s.split(":")[0] for s in w] == ["dead", "edge"]
+    assert "at chance" in w[0] and "12.0%" in w[0] and "retrain" in w[0]
 
 
 @pytest.fixture(scope="module")

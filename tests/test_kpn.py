@@ -167,3 +167,22 @@ def test_shape_and_kind_errors_are_positioned(src, shape, code, line, col, words
     e = info.value
     assert (e.code, e.line, e.column) == (code, line, col)
     assert words in f"{e.message} {e.hint}"
+
+
+@pytest.mark.parametrize("last_relu,alive", [("false", True), ("true", False)])
+def test_a_dead_output_block_kills_the_filter_only_with_the_kpn_codes_last_relu(last_relu, alive):
+    # The failure seen in a real run: the output block's last conv goes negative everywhere (here
+    # forced by its bias). With a ReLU after it the kernels are the head's bias alone, constant in
+    # the input, and no gradient reaches the U-Net again; without it the map stays input-dependent.
+    p = fif.compile(f"kpfilter(3) {{ kpencoder(widths=[2, 3, 4]) -> kpdecoder(3, last_relu={last_relu}) }}",
+                    input_shape=(1, 8, 8))
+    decoder = next(m for m in p.modules() if type(m).__name__ == "Decoder")
+    last_conv = [m for m in decoder.blocks[-1] if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last_conv.bias.fill_(-100.0)
+    x = torch.rand(2, 1, 8, 8)
+    p(x).sum().backward()
+    encoder_grad = sum(m.weight.grad.abs().sum() for m in p.modules()
+                       if isinstance(m, torch.nn.Conv2d) and m.weight.grad is not None and m is not last_conv
+                       and m is not decoder.head)
+    assert (encoder_grad > 0) == alive

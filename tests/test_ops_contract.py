@@ -85,7 +85,8 @@ SNIPPETS = {
     "crop": [("crop(2)", S1), ("pad(3) -> crop(3)", S3)],
     "kpencoder": [("kpencoder(widths=[2, 3, 4])", S1), ("kpencoder(widths=[2, 2, 3, 4], convs=1)", S3)],
     "kpdecoder": [("kpencoder(widths=[2, 3, 4]) -> kpdecoder(3)", S1),
-                  ("kpencoder(widths=[2, 2, 3], convs=2) -> kpdecoder(out=input)", S3)],
+                  ("kpencoder(widths=[2, 2, 3], convs=2) -> kpdecoder(out=input)", S3),
+                  ("kpencoder(widths=[2, 3, 4]) -> kpdecoder(3, last_relu=true)", S1)],
     "kpfilter": [("kpfilter(3) { kpencoder(widths=[2, 3, 4]) -> kpdecoder(3) }", S1),
                  ("kpfilter(5) { conv(75, k=1) } -> clamp", S3),
                  ("let e = pad(2) -> kpencoder(widths=[2, 3, 3])\n"

@@ -85,3 +85,14 @@ def test_missing_results_is_a_positioned_error(tmp_path):
 def test_unknown_report_is_E432_with_the_list():
     result = CliRunner().invoke(main, ["report", "acn"])
     assert result.exit_code == 1 and "error[E432]" in result.output
+
+
+def test_warnings_the_evaluations_raised_are_shown_before_the_tables_once(tmp_path):
+    spec = _spec(tmp_path)
+    for seed in (0, 1):  # both runs raise the same warning; it is listed once
+        path = tmp_path / f"seed{seed}" / "results.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "warnings": ["defense: clean accuracy 9.5% is at chance"]}))
+    md = render(spec, tmp_path, "fif report demo")
+    assert md.count("- defense: clean accuracy 9.5% is at chance") == 1
+    assert md.index("### Warnings from the evaluations") < md.index("| none | 2.0 ± 0.0 |")

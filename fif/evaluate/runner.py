@@ -28,6 +28,7 @@ from ..progress import track
 from ..recipe import AttackSpec, Recipe
 from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
 from .masking import masking_warnings
+from .untrained import untrained_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
 from .metrics import psnr, ssim, transmission
@@ -186,7 +187,8 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
         "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
         **({"search": search} if search is not None else {}),
         "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
-        "rows": rows, "warnings": masking_warnings(rows), "seconds": time.perf_counter() - start,
+        "rows": rows, "warnings": untrained_warnings(rows, y) + masking_warnings(rows),
+        "seconds": time.perf_counter() - start,
         "eot": setup.eot, "sources": {k: v.source for k, v in setup.entries.items()},
         "labels": {k: v.label for k, v in setup.entries.items()},
         "graybox": {k: v.graybox.text for k, v in setup.entries.items()},

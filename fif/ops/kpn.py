@@ -73,7 +73,7 @@ class Decoder(nn.Module):
     """Blocks d+1 .. 2d-2: block for skip j (j = d-1 .. 2) takes cat(e_j, up(previous)) to e_j's
     width (the last one to `out` channels, at half resolution); then bilinear 2x up and a 1x1 conv."""
 
-    def __init__(self, widths: list[int], out: int, convs: int):
+    def __init__(self, widths: list[int], out: int, convs: int, last_relu: bool = False):
         super().__init__()
         d = len(widths)
         self.skips = list(range(d - 1, 1, -1))
@@ -82,6 +82,8 @@ class Decoder(nn.Module):
             cout = out if j == 2 else widths[j - 1]
             blocks.append(conv_block(widths[j - 1] + prev, cout, convs))
             prev = cout
+        if not last_relu:  # the output block's last conv stays linear: see `last_relu` in the op's doc
+            blocks[-1] = nn.Sequential(*list(blocks[-1])[:-1])
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(out, out, 1)
         self.depth = d
@@ -159,15 +161,22 @@ def _decoder_infer(inp, args, ctx):
     return TensorKind("features", _decoder_out(args, src), src.H, src.W)
 
 
-register_op("kpdecoder", lambda args, inp, out: Decoder(list(inp.get("widths")), out.C, inp.get("convs")),
+register_op("kpdecoder", lambda args, inp, out: Decoder(list(inp.get("widths")), out.C, inp.get("convs"),
+                                                       args["last_relu"]),
             accepts=("parts",), infer=_decoder_infer, learnable=True, family="learnable", params=[
                 Param("k", "int", 3, low=1, high=15, doc="kernel size K: the output has C*K*K channels"),
                 Param("out", "channels", None, low=1,
                       doc="output channels instead: `input` = the encoder input's C (the additive variant)"),
-            ], doc="""kpdecoder(k=3, out): the U-Net's decoder; kpencoder's parts -> features[C*k*k, H, W], or `out` channels.
+                Param("last_relu", "bool", False,
+                      doc="a ReLU after the output block's last conv too, as in the KPN code (see below)"),
+            ], doc="""kpdecoder(k=3, out, last_relu=false): the U-Net's decoder; kpencoder's parts -> features[C*k*k, H, W], or `out` channels.
 
     Block for skip j = d-1 .. 2: cat(e_j, bilinear-up(previous)), three 3x3 convs with ReLU, to
     e_j's width (the last to the output channels, at half resolution); bilinear 2x up; 1x1 conv.
     Widths and convs per block come from the encoder. Each use of the op is its own decoder.
+    The output block's last conv has no ReLU unless last_relu=true (the KPN code's layout): with a
+    ReLU there, the narrow C*K*K map of grey digits (9 channels) can die early in training, and the
+    filter then outputs zeros for good (2 of 7 slim U-Nets did so in one pafilt run; 1 of 6 seeds of
+    150 Adam steps in a probe, 0 of 8 without it).
     Huang et al., AdvFilter, ACM MM 2021, 3.2 (Filt: C*K^2 kernels; Add: out=input) and 4.2 (Y-Net).
     kpfilter(3) { pad(2) -> kpencoder -> kpdecoder(3) -> crop(2) }""")

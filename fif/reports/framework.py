@@ -232,6 +232,10 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
+    warnings = list(dict.fromkeys(w for rec in results.records for w in rec.get("warnings", [])))
+    if warnings:
+        lines += ["### Warnings from the evaluations", "", "Read these before any table: `fif eval` raised "
+                  "them about the runs below.", ""] + [f"- {w}" for w in warnings] + [""]
     tables = (spec.diagnostics(runs, results) if spec.diagnostics else []) + spec.tables(results)
     for table in tables:
         lines.append(table.markdown())
