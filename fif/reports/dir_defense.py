@@ -1,6 +1,6 @@
 """`fif report dir`: DIR (Zhou et al., ICML 2023) reproduced on the shipped digits by recipes/dir.fif.
 
-    fif report dir --run        # 2 training seeds, their evaluations, then reports/dir.md
+    fif report dir --run --jobs 2   # 2 training seeds side by side, their evaluations, then reports/dir.md
 
 About 165 CPU-minutes with one thread, so about 2 hours on 2 idle cores: per seed, training ~37 and
 the Table 1 evaluation (4 entries, 6 threat models) ~35, the ratio and mask-draw evaluations ~7;
@@ -61,26 +61,28 @@ def _steps(runs: Path) -> list[Step]:
     for s in SEEDS:
         root = _root(runs, s)
         train = root / "dir" / "train"
+        trained = str(train / "r70.safetensors")
         steps.append(Step(("train", RECIPE, "--seed", str(s), "--out", str(train)),
-                          done=str(train / "r70.safetensors"), label=f"train, seed {s}"))
+                          done=trained, label=f"train, seed {s}", needs=()))   # the seeds train side by side
         ev = ("eval", RECIPE, "--runs", str(root))
         steps.append(Step(ev + ("--seed", str(s)) + _only(*[r for r, _ in ROWS if r != "none"])
                           + ("--out", str(root / "eval")), done=str(root / "eval" / "results.json"),
-                          label=f"Table 1 under every threat model, seed {s}"))
+                          label=f"Table 1 under every threat model, seed {s}", needs=(trained,)))
         steps.append(Step(ev + ("--seed", str(s)) + _only("defense", "r30", "r70")
                           + ("--threat", "whitebox", "--threat", "adaptive", "--attack", "pgd", "--no-sanity",
                              "--out", str(root / "ratios")), done=str(root / "ratios" / "results.json"),
-                          label=f"mask ratios, seed {s}"))
+                          label=f"mask ratios, seed {s}", needs=(trained,)))
         for d in DRAWS:
             out = root / f"draws{d}"
             steps.append(Step(ev + ("--seed", str(1000 * d + s)) + _only("defense")
                               + ("--threat", "whitebox", "--attack", "pgd", "--no-sanity", "--out", str(out)),
-                              done=str(out / "results.json"), label=f"another mask draw, seed {s}"))
+                              done=str(out / "results.json"), label=f"another mask draw, seed {s}",
+                              needs=(trained,)))
     root = _root(runs, SEEDS[0])
     steps.append(Step(("eval", RECIPE, "--runs", str(root), "--seed", str(SEEDS[0])) + _only("defense")
                       + ("--threat", "adaptive", "--attack", STRONGER, "--eot", STRONGER_EOT, "--no-sanity",
                          "--out", str(root / "stronger")), done=str(root / "stronger" / "results.json"),
-                      label="a stronger adaptive attack"))
+                      label="a stronger adaptive attack", needs=(str(root / "dir" / "train" / "r70.safetensors"),)))
     return steps
 
 

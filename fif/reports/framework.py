@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import shlex
 import statistics
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,11 +26,13 @@ HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested here"
 @dataclass(frozen=True)
 class Step:
     """One command of a report: `fif train ...` or `fif eval ...`. `done` is the file it leaves when
-    finished (a step whose file exists is skipped by --run unless --force)."""
+    finished (a step whose file exists is skipped by --run unless --force). `needs` lets independent
+    steps run side by side (reports/steps.py)."""
 
     args: tuple[str, ...]
     done: str
     label: str = ""
+    needs: tuple[str, ...] | None = None   # the files of the steps it needs; None: every earlier step's
 
     @property
     def command(self) -> str:
@@ -171,50 +170,6 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def run_steps(spec: ReportSpec, runs: Path, *, force: bool = False, echo=print) -> list[dict]:
-    """Run the spec's commands in fresh processes, skipping finished ones; record their times."""
-    record_path = runs / spec.name / "steps.json"
-    done = _read_steps(record_path)
-    for step in spec.steps(runs):
-        if not force and Path(step.done).exists() and step.command in done:
-            echo(f"done already: {step.command}")
-            continue
-        echo(f"running: {step.command}")
-        t0, cpu0 = time.perf_counter(), _children_cpu()
-        proc = subprocess.run([sys.executable, "-m", "fif", *step.args])
-        if proc.returncode != 0:
-            from ..errors import error
-            raise error("E431", f"the report's command failed (exit {proc.returncode}): {step.command}",
-                        hint="fix what it printed above, then rerun fif report --run (finished steps are kept)")
-        done[step.command] = {"seconds": round(time.perf_counter() - t0, 1),
-                              "cpu_seconds": round(_children_cpu() - cpu0, 1), "at": _now()}
-        _write_steps(record_path, done)
-    return [{"command": s.command, **done.get(s.command, {})} for s in spec.steps(runs)]
-
-
-def _children_cpu() -> float:
-    """CPU seconds (user + system) used so far by finished child processes: a step's CPU time does
-    not grow when other jobs share the machine, its wall time does."""
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _now() -> str:
-    import datetime
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _read_steps(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _write_steps(path: Path, steps: dict) -> None:
-    from ..models import atomic_write_json
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, steps)
-
-
 def render(spec: ReportSpec, runs: Path, command: str) -> str:
     """The report's Markdown: commands with times, tables, then each claim with its verdict."""
     results = Results.load(spec.evals(runs))
@@ -266,8 +221,15 @@ def _machine(results: Results) -> str:
             f"git {str(rec.get('git'))[:10]}; {rec.get('n', '?')} test images per run.")
 
 
+def _read_steps(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def write_report(spec: ReportSpec, runs: Path, out: Path, command: str) -> Path:
     from ..models import atomic_write
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, render(spec, runs, command).encode())
     return out
+
+
+from .steps import run_steps  # noqa: E402,F401 - the runner lives in its own module; re-exported for callers
