@@ -137,3 +137,13 @@ def test_a_step_whose_needs_nothing_makes_is_an_error_not_a_hang(tmp_path, monke
 def steps_mod_error(step):
     from fif.errors import diagnostic
     return diagnostic("E431", f"the report's command failed (exit 1): {step.command}")
+
+
+def test_an_interrupted_training_step_resumes_from_its_checkpoint(tmp_path):
+    from fif.train.run import CHECKPOINT
+    assert steps_mod.TRAIN_CHECKPOINT == CHECKPOINT
+    args = ("train", "r.fif", "--seed", "1", "--out", str(tmp_path))
+    assert steps_mod.resumed_args(args) == args
+    (tmp_path / CHECKPOINT).write_bytes(b"")
+    assert steps_mod.resumed_args(args) == (*args, "--resume")
+    assert steps_mod.resumed_args(("eval", "r.fif", "--out", str(tmp_path))) == ("eval", "r.fif", "--out", str(tmp_path))

@@ -6,7 +6,8 @@ independent ones side by side (`--jobs`, or several `fif report NAME --run` shar
 A step may start once the steps it needs are finished (`Step.needs`: the files they leave; by
 default every earlier step, so a spec that says nothing runs in order). A running step holds a lock
 file (`<runs>/<report>/locks/`), so a second process takes other steps, and a lock whose process has
-died is taken over. `<runs>/<report>/steps.json` records each command's wall and CPU seconds.
+died is taken over. An interrupted `fif train` step continues from its checkpoint (`--resume`).
+`<runs>/<report>/steps.json` records each command's wall and CPU seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 POLL_SECONDS = 5.0
+TRAIN_CHECKPOINT = "checkpoint.safetensors"   # fif.train.run.CHECKPOINT, named here without importing torch
 
 
 def run_steps(spec, runs: Path, *, force: bool = False, jobs: int = 1, echo=print,
@@ -100,11 +102,20 @@ def run_steps(spec, runs: Path, *, force: bool = False, jobs: int = 1, echo=prin
     return [{"command": s.command, **recorded.get(s.command, {})} for s in steps]
 
 
+def resumed_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """A `fif train ... --out DIR` that left a checkpoint in DIR (it was interrupted) continues from it."""
+    if args[:1] == ("train",) and "--out" in args and "--resume" not in args:
+        out = Path(args[args.index("--out") + 1])
+        if (out / TRAIN_CHECKPOINT).is_file():
+            return (*args, "--resume")
+    return args
+
+
 def _run(step) -> dict:
     """Run one step's command and measure it: wall seconds and the CPU seconds of its process tree."""
     from ..errors import error
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fif", *step.args])
+    proc = subprocess.Popen([sys.executable, "-m", "fif", *resumed_args(step.args)])
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
