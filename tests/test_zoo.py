@@ -96,3 +96,30 @@ def test_zoo_steps_evaluate_every_recipe_and_recheck_eot_on_the_random_ones(tmp_
     assert sum(f"--eot {EOT_MORE}" in c for c in commands) == len({d.recipe for d in ZOO if d.random})
     groups = evals(tmp_path)
     assert len(groups["main"]) == len(RECIPES)
+
+
+def test_a_classifier_on_an_encoding_takes_its_channels_and_refuses_adversarial_training():
+    from fif.recipe import recipe_from_text
+    from fif.recipe_models import compile_model
+    base = ("recipe t {\n  data = mnist5k(train=100, test=50, seed=0)\n  classifier = smallcnn(width=4, epochs=1)\n"
+            "  defense = thermometer(4) -> classifier(%s)\n}\n")
+    model = compile_model(recipe_from_text(base % "encoded=thermometer(4)", "t.fif"), "defense")
+    first = next(m for m in model.modules() if getattr(m, "op", None) == "classifier").inner.features[0]
+    assert first.in_channels == 4
+    err = pytest.raises(fif.FifError, lambda: check_recipe(recipe_from_text(
+        base % "encoded=thermometer(4), adversarial=0.3", "t.fif"))).value
+    assert err.code == "E238" and err.line == 4
+
+
+def test_an_encoding_must_be_a_fixed_transform():
+    from fif.data import mnist5k, split
+    from fif.recipe import recipe_from_text
+    from fif.runtime import encode_data
+    recipe = recipe_from_text("recipe t {\n  data = mnist5k(train=100, test=50, seed=0)\n  classifier = smallcnn\n"
+                              "  defense = id\n}\n", "t.fif")
+    train, test = split(mnist5k(), 100, 50, 0)
+    enc_train, enc_test, name = encode_data(recipe, fif.parse("thermometer(3)").statements[0].value, train, test)
+    assert enc_train.images.shape == (100, 3, 28, 28) and name == "mnist5k+thermometer(3)"
+    err = pytest.raises(fif.FifError, encode_data, recipe, fif.parse("noise(0.1)").statements[0].value,
+                        train, test).value
+    assert err.code == "E238"
