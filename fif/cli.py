@@ -98,6 +98,10 @@ def _recipe_of(text, name):
 def _jsonable(v):
     if isinstance(v, tuple):
         return list(v)
+    from .syntax import nodes
+    if type(v).__module__ == nodes.__name__:     # a pipeline argument, e.g. classifier(encoded=thermometer(16))
+        from .syntax.printer import expr
+        return expr(v)
     return str(v)
 
 
@@ -121,7 +125,7 @@ def _show_params(params: dict) -> str:
             return format_number(v)
         if isinstance(v, tuple):
             return "[" + ", ".join(show(x) for x in v) + "]"
-        return "none" if v is None else str(v)
+        return "none" if v is None else _jsonable(v)
     return ", ".join(f"{k}={show(v)}" for k, v in params.items())
 
 

@@ -56,6 +56,7 @@ CODES: dict[str, str] = {
     "E235": "a pipeline that unfolds (for branches, defs) to too many stages",
     "E236": "`classifier` (a recipe's classifier) used outside a recipe",
     "E237": "a chain member (`classifier(member=i)`) given other classifier settings",
+    "E238": "a classifier's `encoded=` pipeline that is not a fixed image transform, or combined with adversarial training",
     "E250": "a bad argument to an attack",
     "E251": "an unknown attack",
     # -- E3xx kinds, parts and shapes -------------------------------------------------------------------

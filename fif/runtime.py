@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import FifError, diagnostic
+from .kinds import LogitsKind
 
 
 def check_device(device: str) -> str:
@@ -56,12 +57,40 @@ def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: s
     over = dict(overrides or {})
     arch = over.pop("arch", None) or arch or cs.arch
     seed = over.pop("seed", None)
+    data_name = recipe.data.name
+    encoded = over.pop("encoded", None)
+    if encoded is not None:
+        train_ds, test_ds, data_name = encode_data(recipe, encoded, train_ds, test_ds)
     settings = {k: v for k, v in cs.settings().items() if k != "width" or arch == cs.arch}
     if "adversarial" in over:
         from .recipe import AdversarialSpec
         adv = over.pop("adversarial")
         settings["adversarial"] = AdversarialSpec(**dict(adv.args)).model_dump()
     settings.update(over)
-    model = get_classifier(arch, recipe.data.name, train_ds, settings=settings,
+    model = get_classifier(arch, data_name, train_ds, settings=settings,
                            seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
     return model.eval()
+
+
+def encode_data(recipe, node, train_ds, test_ds):
+    """(train, test, name): the recipe's images passed once through the fixed pipeline `node` (the
+    `encoded=` of `classifier(encoded=thermometer(16))`), to train a classifier on the encoding."""
+    from .compiler import compile_program
+    from .data import Dataset
+    from .recipe_models import compile_env
+    from .syntax.printer import expr
+    shape = tuple(train_ds.images.shape[1:])
+    pipeline = compile_program(recipe.program, shape, expression=node, decls=recipe.declarations(),
+                               env=compile_env(recipe, shape, train_ds.num_classes)).eval()
+    text = expr(node)
+    if pipeline.learnable or pipeline.random or isinstance(pipeline.output_kind, LogitsKind):
+        raise FifError(diagnostic("E238", f"classifier(encoded={text}): the encoding must be a fixed image "
+                                  "transform (no weights, no randomness, no classifier)", getattr(node, "span", None),
+                                  file=recipe.file, source=recipe.source, hint="e.g. encoded=thermometer(16)"))
+
+    def encode(ds):
+        with torch.no_grad():
+            images = torch.cat([pipeline(ds.images[i:i + 500]) for i in range(0, len(ds), 500)])
+        return Dataset(images.float().clamp(0, 1), ds.labels, ds.classes, f"{ds.name}+{text}", ds.source)
+
+    return encode(train_ds), (None if test_ds is None else encode(test_ds)), f"{recipe.data.name}+{text}"

@@ -65,6 +65,17 @@ SNIPPETS = {
     "shrink": [("shrink", S1), ("shrink(db2, levels=1, rule=visu, mode=hard, pad=periodization)", S3),
                ("shrink(sym2, levels=2, sigma=0.1)", (1, 20, 20))],
     "zero": [("zero", S1), ("dwt -> <HH: zero> -> idwt", S3)],
+    # The zoo (recipes/zoo/): defenses that Athalye et al. 2018 and Tramer et al. 2020 broke.
+    "resizepad": [("resizepad(5, 8)", S1), ("resizepad(10, 16)", S3), ("resizepad(4, 4)", (1, 8, 12))],
+    "cropresize": [("cropresize(6)", S1), ("cropresize(12) -> conv(2)", S3)],
+    "tvsolve": [("tvsolve", S1), ("tvsolve(0.3, lam=0.1, iters=5)", S3), ("tvsolve(0, iters=5)", S1)],
+    "thermometer": [("thermometer(4)", S1), ("thermometer(3) -> smallcnn(classes=3, width=4)", S3)],
+    "shield": [("shield", (1, 16, 16)), ("shield([30, 90])", S3), ("shield([50], color=channels)", (2, 12, 12))],
+    "deflect": [("deflect(4)", S1), ("deflect(10, window=3) -> shrink(db1, levels=1) -> clamp", S3)],
+    # Every branch random: two samples that draw the same branch must still differ.
+    "choose": [("choose { noise(0.1) | droppixels(0.5) }", S1),
+               ("choose { jpeg(50) -> noise(0.1) | for q in [2, 4]: bitdepth(q) -> noise(0.1) }", S3),
+               ("choose { conv(2) -> noise(0.1) | conv(2) -> conv(2) -> noise(0.1) }", S1)],
     # Classifiers as ops (registered by the models package when it is present).
     "smallcnn": [("smallcnn", (1, 28, 28)), ("bitdepth(4) -> smallcnn(classes=3, width=4)", S3)],
     "lenet": [("lenet", (1, 28, 28)), ("mean { lenet(classes=5) | lenet(classes=5) }", S3)],

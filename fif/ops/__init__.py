@@ -3,5 +3,5 @@
     fif ops            # lists them with signatures and flags
 """
 
-from . import (basic, blocks, classifiers, conv, dct, denoise, edsr, jpeg, kpfilter, kpn, masks,  # noqa: F401
-               nnjpeg, padding, quantize, vit, wavelet)
+from . import (basic, blocks, classifiers, conv, dct, deflect, denoise, edsr, geometric, jpeg, kpfilter,  # noqa: F401
+               kpn, masks, nnjpeg, padding, quantize, shield, thermometer, tv, vit, wavelet)

@@ -1,7 +1,9 @@
-"""Block ops, which take sub-pipelines: `mean { p | q }`, `vote { p | q }` and `residual { p }`.
+"""Block ops, which take sub-pipelines: `mean { p | q }`, `vote { p | q }`, `residual { p }` and
+`choose { p | q }`.
 
     residual { conv(32, depth=3) -> conv(out=input) } -> clamp
     mean { classifier | bitdepth(4) -> classifier(member=1) }       # an ensemble: averaged softmax
+    choose { jpeg(50) | bitdepth(4) | median(3) }                    # one branch per sample, at random
 
 A block's forward takes the run context and hands it to its branches, so the attack view and the
 generator reach every op inside.
@@ -71,6 +73,33 @@ class Residual(nn.Module):
         return x + self.branch(x, ctx)
 
 
+class Choose(nn.Module):
+    """Per sample and call, one branch drawn uniformly; each branch runs on the samples that drew it
+    (so a batch costs one pass through each branch, not one through all of them per sample)."""
+
+    def __init__(self, branches):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def draw(self, x, ctx) -> torch.Tensor:
+        """[N] index of the branch each sample takes."""
+        k = len(self.branches)
+        return (ctx.rand((x.shape[0],), like=x) * k).floor().long().clamp(max=k - 1)
+
+    def forward(self, x, ctx):
+        pick = self.draw(x, ctx)
+        out = None
+        for i, branch in enumerate(self.branches):
+            rows = (pick == i).nonzero().flatten()
+            if rows.numel() == 0 and not (i == len(self.branches) - 1 and out is None):
+                continue
+            y = branch(x.index_select(0, rows), ctx)
+            if out is None:
+                out = y.new_zeros((x.shape[0],) + tuple(y.shape[1:]))
+            out = out.index_copy(0, rows, y)
+        return out
+
+
 def _same_kinds(name, kinds):
     first = kinds[0]
     for i, k in enumerate(kinds[1:], start=2):
@@ -125,3 +154,21 @@ register_op("residual", lambda args, inp, out, branches: Residual(branches[0]), 
             doc="""residual { p }: x + p(x); the result is features (clamp to get an image).
 
     residual { conv(16, depth=2) -> conv(out=input) } -> clamp""")
+
+
+def _choose_infer(inp, args, ctx, kinds):
+    first = _same_kinds("choose", kinds)
+    if not isinstance(first, (TensorKind, LogitsKind)):
+        raise KindError("E320", f"choose picks among tensors or logits, got {first}")
+    return first
+
+
+register_op("choose", lambda args, inp, out, branches: Choose(branches), branches=(1, None),
+            accepts=("image", "features"), infer=_choose_infer, random=True, family="block",
+            doc="""choose { p | q ... }: each sample goes through one branch, drawn uniformly per sample and call.
+
+    Random. The draw itself has no gradient; the gradient of a sample flows through the branch it
+    drew, in the view the attack uses (true gradients, or the surrogates of the ops inside), so
+    EOT over draws averages over branches too. Raff et al., Barrage of Random Transforms, CVPR
+    2019, stack several such choices: `choose { ... } -> choose { ... }`.
+    choose { jpeg(50) | bitdepth(4) | for k in [3, 5]: median(k) }""")

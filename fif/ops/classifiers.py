@@ -138,6 +138,10 @@ def _classifier_infer(inp, args, ctx):
     problem = check_input(arch, inp.shape)
     if problem:
         raise KindError("E334", problem, hint="pad or resize the images")
+    if args.get("adversarial") is not None and args.get("encoded") is not None:
+        raise KindError("E238", "adversarial training on an encoding is not supported: PGD would perturb the "
+                        "encoded images, not the images", param="encoded",
+                        hint="drop adversarial=..., or drop encoded=... and put the encoding in the defense")
     return LogitsKind(int(classes))
 
 
@@ -155,7 +159,10 @@ def _override_params():
     from ..models.settings import CLASSIFIERS
     common = [replace(p, default=None) for p in CLASSIFIERS["smallcnn"]]
     return [Param("arch", "choice", None, choices=ARCH_OPS, doc="another architecture on the recipe's settings"),
-            *common]
+            *common,
+            Param("encoded", "pipeline", None,
+                  doc="train this classifier on the recipe's images passed through this fixed pipeline "
+                      "(an encoding such as thermometer(16)); its first layer takes that pipeline's output")]
 
 
 _OVERRIDE_PARAMS = _override_params()
@@ -171,6 +178,7 @@ register_op("classifier", _classifier_build, infer=_classifier_infer, accepts=("
     params = classifier tuned it); member i is the i-th classifier of its `chain` stage. Any
     setting given makes another classifier on the recipe's data, trained once and cached: the
     adversarially trained reference row is `classifier(adversarial=pgd(eps=0.3))`, the same
-    defense in front of LeNet `bitdepth(2) -> classifier(arch=lenet)`.
+    defense in front of LeNet `bitdepth(2) -> classifier(arch=lenet)`, a classifier trained on
+    an encoding `thermometer(16) -> classifier(encoded=thermometer(16))` (Buckman et al. 2018).
     `fif eval` loads the weights; a model is `defense -> classifier` unless the recipe says more.
     model = mean { classifier | bitdepth(4) -> classifier(member=1) | noise(0.1) -> classifier(member=2) }""")

@@ -14,7 +14,8 @@ from .framework import FAILS, HOLDS, UNTESTED, Claim, Results, ReportSpec, Step,
 # name -> module defining SPEC; modules load on first use.
 REPORTS: dict[str, str] = {"acm": "fif.reports.acm", "bitdepth_sr": "fif.reports.bitdepth_sr",
                            "dir": "fif.reports.dir_defense", "jpeg_ensemble": "fif.reports.jpeg_ensemble",
-                           "pafilt": "fif.reports.pafilt", "probe": "fif.reports.probe"}
+                           "pafilt": "fif.reports.pafilt", "probe": "fif.reports.probe",
+                           "zoo": "fif.reports.zoo"}
 
 
 def get_report(name: str) -> ReportSpec:
