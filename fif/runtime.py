@@ -62,6 +62,8 @@ def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: s
         adv = over.pop("adversarial")
         settings["adversarial"] = AdversarialSpec(**dict(adv.args)).model_dump()
     settings.update(over)
-    model = get_classifier(arch, recipe.data.name, train_ds, settings=settings,
-                           seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
+    from .distributed import main_first
+    with main_first():  # under torchrun rank 0 trains and caches it, the others then read the cache
+        model = get_classifier(arch, recipe.data.name, train_ds, settings=settings,
+                               seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
     return model.eval()
