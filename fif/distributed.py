@@ -133,9 +133,12 @@ def batch_range(n: int, batch: int) -> tuple[int, int]:
 
 
 def _device_of(t):
+    """Where a tensor must be for a collective: this rank's GPU under NCCL, the CPU under gloo."""
     import torch
     import torch.distributed as dist
-    return t.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def gather_cat(t):

@@ -38,7 +38,8 @@ from .masking import masking_warnings
 from .untrained import untrained_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
-from .metrics import psnr, ssim, transmission
+from .metrics import transmission
+from .shares import Rows, quality, share
 from .threats import OUTSIDE_OVERALL, bpda_view, known_models, restored
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
@@ -74,7 +75,7 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
-    lo, hi = _share(recipe, count)
+    lo, hi = share(recipe, count)
     check_recipe(recipe, tuple(x.shape[1:]))  # every pipeline compiles before the classifier trains
     classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
     tuned = _fine_tuned_classifier(recipe, runs)
@@ -92,17 +93,6 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     targets = random_targets(y, classifier.num_classes, derive_seed(seed, "targets"))
     return Setup(recipe, x[lo:hi], y[lo:hi], classifier, surrogate, entries, device, seed, recipe.eval.batch,
                  recipe.eval.eot if eot is None else int(eot), weights, targets[lo:hi], lo, y, targets, amp)
-
-
-def _share(recipe: Recipe, count: int) -> tuple[int, int]:
-    """This rank's [start, stop) of the test images; E521 when some rank would get none."""
-    batches = -(-count // recipe.eval.batch)
-    if dist.world_size() > batches:
-        raise FifError(diagnostic("E521", f"{dist.world_size()} processes for {count} test images in "
-                                  f"{batches} batch(es) of {recipe.eval.batch}: some process would get none",
-                                  file=recipe.file, hint="use fewer processes, more images (--n) or a smaller "
-                                  "eval batch"))
-    return dist.batch_range(count, recipe.eval.batch)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
@@ -175,7 +165,7 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
 
 
 def _evaluate(recipe, setup: Setup, specs, threats, eps, probes, sanity, on_row) -> dict:
-    rows = _Rows(on_row)
+    rows = Rows(on_row)
     correct: dict[tuple, torch.Tensor] = {}
     x, y, at = setup.x, setup.y, setup.offset
     start = time.perf_counter()
@@ -186,7 +176,7 @@ def _evaluate(recipe, setup: Setup, specs, threats, eps, probes, sanity, on_row)
         pred = _predict(entry.model, x, setup.batch, seed=(setup.seed, "clean", name), offset=at)
         row = _row(name, "none", 0.0, "clean", dist.gather_cat(pred == y), time.perf_counter() - t0)
         if entry.defense is not None:
-            row.update(_quality(entry.defense, x, x, setup.batch, seed=(setup.seed, "quality", name), offset=at))
+            row.update(quality(entry.defense, x, x, setup.batch, seed=(setup.seed, "quality", name), offset=at))
             defended[name] = _defend(entry.defense, x, setup)
         rows.append(row)
 
@@ -212,7 +202,7 @@ def _evaluate(recipe, setup: Setup, specs, threats, eps, probes, sanity, on_row)
             row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
                        norm=get_attack(spec.name).norm, **extra)
             if entry.defense is not None:
-                row.update(_quality(entry.defense, x_adv, x, setup.batch, offset=at,
+                row.update(quality(entry.defense, x_adv, x, setup.batch, offset=at,
                                     seed=(setup.seed, "quality", name, threat, spec.label(), e)))
             rows.append(row)
             correct[(name, spec.label(), e, threat)] = ok
@@ -317,42 +307,6 @@ def _defend(defense, x, setup: Setup) -> torch.Tensor:
         b = setup.batch
         return torch.cat([defense(x[i:i + b], generator=torch.Generator().manual_seed(
             derive_seed(setup.seed, "defend", setup.offset + i))) for i in range(0, len(x), b)])
-
-
-def _quality(defense: nn.Module, x_in: torch.Tensor, clean: torch.Tensor, batch: int, *, seed=(),
-             offset: int = 0) -> dict:
-    """PSNR and SSIM of the defended images against the clean ones (sample means over every
-    rank's images), and the means of what the defense's ops report with ctx.record (e.g. ufuse's
-    uncertainty and weight maps). A random defense draws per batch from `seed` and its position."""
-    from ..run_context import RunContext
-    record: dict = {}
-    parts = []
-    with torch.no_grad():
-        for i in range(0, len(x_in), batch):
-            g = torch.Generator().manual_seed(derive_seed(*seed, "draw", offset + i))
-            ctx = RunContext(generator=g, values={"record": record})
-            parts.append(defense(x_in[i:i + batch], ctx=ctx).float())
-    defended = torch.cat(parts)
-    with torch.autocast(defended.device.type, enabled=False):
-        p, q = psnr(defended, clean).clamp(max=100), ssim(defended, clean)
-    out = {"psnr": float(dist.gather_cat(p).mean()), "ssim": float(dist.gather_cat(q).mean())}
-    if record:
-        out["diagnostics"] = {k: float(dist.gather_cat(torch.cat([t.reshape(-1) for t in record[k]]).float()).mean())
-                              for k in sorted(record)}
-    return out
-
-
-class _Rows:
-    """The rows made so far; `on_row(row)` sees each one as it comes (rank 0 logs them)."""
-
-    def __init__(self, on_row=None):
-        self.made: list[dict] = []
-        self.on_row = on_row
-
-    def append(self, row: dict) -> None:
-        self.made.append(row)
-        if self.on_row is not None:
-            self.on_row(row)
 
 
 def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> dict:

@@ -21,6 +21,7 @@ several ranks, so a 2-process run is reproducible but draws other noise than a 1
 from __future__ import annotations
 
 import contextlib
+from contextlib import contextmanager
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -189,6 +190,18 @@ def _step_losses(total, parts, weight: float) -> tuple[float, dict]:
     dist.all_reduce_sum(packed)
     terms = {k: (float(packed[i + 1]) if packed[len(values) + i] > 0 else None) for i, k in enumerate(labels)}
     return float(packed[0]), terms
+
+
+@contextmanager
+def deterministic():
+    """torch.use_deterministic_algorithms (warn only) for the body: a seed gives the same run."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
 
 
 def _draws(stage, pipeline, seed: int):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,8 @@ from ..recipe_models import compile_entry, compile_env, is_model
 from ..search import RESULT
 from .checkpoint import Checkpoint, save_checkpoint, save_module, save_pipeline
 from .context import Context, check_device, derive_seed
-from .loop import UnitState, finite_weights, train_unit
-from .record import command_line, first_difference, fingerprint, manifest, now
+from .loop import UnitState, deterministic, finite_weights, train_unit
+from .record import command_line, first_difference, fingerprint, manifest, now, rank_fingerprints
 from .stages import (classifier_params, declared_lets, defense_params, nothing_to_train, plan_units,
                      unknown_pipeline)
 
@@ -57,25 +56,13 @@ def trained_weights(recipe, which: str = "defense", runs=None) -> Path | None:
     return path if path.is_file() else None
 
 
-@contextmanager
-def _deterministic():
-    prev = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
-
-
 def run_training(recipe, *, out=None, seed: int = 0, device: str = "cpu", resume: bool = False,
                  checkpoint_every: int = 50, only: str | None = None, amp: bool = False) -> dict:
     """Train what `recipe` marks learnable, stage by stage; return a summary dict (per unit:
     target, stage, member, epochs, steps, loss, seconds; files written). `recipe` is a Recipe or
     a path. Raises FifError: E420 nothing to train, E423 a bad stage setting, E424 a checkpoint
     that cannot be resumed, E404 NaN in the data, E510 a NaN/inf loss, E520 no such device,
-    E521 a process group that cannot start, E522 --amp on CPU. Under torchrun it joins the
-    process group (fif.distributed.setup) and trains on this rank's share of each batch."""
+    E521 no process group, E522 --amp on CPU. Under torchrun: this rank's share of each batch."""
     from ..recipe import Recipe, load_recipe
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -86,7 +73,7 @@ def run_training(recipe, *, out=None, seed: int = 0, device: str = "cpu", resume
     if not recipe.train:
         raise nothing_to_train(recipe)
     out = Path(out) if out is not None else default_run_dir(recipe)
-    with _deterministic():
+    with deterministic():
         torch.manual_seed(seed)
         np.random.seed(seed % (2 ** 32))
         random.seed(seed)
@@ -107,7 +94,7 @@ class Run:
         self.recipe, self.out, self.seed, self.device = recipe, out, seed, device
         self.every, self.only = checkpoint_every, only
         self.main = dist.is_main()  # only rank 0 writes files
-        self.scalars: Scalars | None = None
+        self.scalars = Scalars(out / "tensorboard") if self.main else None  # no file before the first scalar
         self.ctx = Context(recipe, seed=seed, device=device, amp=amp)
         names = list(recipe.defenses())
         if only is not None and only not in names:
@@ -290,8 +277,6 @@ class Run:
                     stale.unlink()
             self.log_file = open(self.out / "log.jsonl", "a", encoding="utf-8")
             atomic_write_json(self.out / "manifest.json", self._manifest())
-        if self.main:
-            self.scalars = Scalars(self.out / "tensorboard")
         try:
             for u in self.units[start_unit:]:
                 model, pipeline, clf, params = self._prepare(u)
@@ -361,8 +346,8 @@ class Run:
                               f"(not {torch.get_num_threads()})")
             torch.set_num_threads(int(threads))
         self.done, self.global_step, self.resumed = list(info["done"]), int(info["global_step"]), True
-        if not self.main:
-            state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
+        state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
+        if not self.main:  # rank 0 alone appends to the log and the manifest
             return int(info["unit"]), state
         with open(self.out / "log.jsonl", "ab") as f:
             f.truncate(int(info["log_bytes"]))
@@ -374,12 +359,11 @@ class Run:
             "command": command_line(), "device": self.device, "at": now(),
             "from": {"unit": info["unit_key"], "state": info["state"]}})
         atomic_write_json(mpath, record)
-        state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
         return int(info["unit"]), state
 
     def _finish(self) -> dict:
         self._check_weights(len(self.units))
-        ranks = self._rank_fingerprints()
+        ranks = rank_fingerprints(self.models())
         if not self.main:  # rank 0 writes the files; the others report the same summary
             return self._summary([])
         files = []
@@ -404,13 +388,6 @@ class Run:
             record["rank_weights"] = ranks  # one fingerprint of every trained weight per rank: all equal
             atomic_write_json(mpath, record)
         return self._summary(files)
-
-    def _rank_fingerprints(self) -> list[str]:
-        """A fingerprint of all trained weights on each rank (rank order), for the manifest."""
-        state = {f"{k}.{p}": t for k, m in self.models().items() for p, t in m.state_dict().items()}
-        mine = int(fingerprint(state)[:15], 16)
-        every = dist.gather_cat(torch.tensor([mine], dtype=torch.int64))
-        return [f"{int(v):015x}" for v in every]
 
     def _summary(self, files: list[str]) -> dict:
         trained = {u.target for u in self.units if u.target is not None}
