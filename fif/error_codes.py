@@ -119,6 +119,8 @@ CODES: dict[str, str] = {
     "E504": "a mask reaching vitdenoise that is not aligned to its patches",
     "E510": "a loss or weights that became NaN or infinite during training",
     "E520": "a device that is unknown or not available",
+    "E521": "a multi-process run that cannot start: --nproc below 1, nested torchrun, NCCL without GPUs",
+    "E522": "--amp (bfloat16 autocast) asked for where fif does not allow it (CPU devices)",
     "E599": "an internal error in fif (a bug: rerun with --debug and report it)",
 }
 

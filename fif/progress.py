@@ -1,4 +1,5 @@
-"""Progress bars for every long loop (rich), quiet when FIF_QUIET=1 or output is not a terminal.
+"""Progress bars for every long loop (rich), quiet when FIF_QUIET=1, when output is not a terminal,
+and in every torchrun process but rank 0 (one bar per run).
 
     for batch in track(loader, "epoch 1/3", total=len(loader)): ...
 """
@@ -19,7 +20,8 @@ console = Console(stderr=True)
 
 
 def enabled() -> bool:
-    return os.environ.get("FIF_QUIET", "") != "1" and sys.stderr.isatty()
+    return (os.environ.get("FIF_QUIET", "") != "1" and os.environ.get("RANK", "0") == "0"
+            and sys.stderr.isatty())
 
 
 def _progress() -> Progress:

@@ -37,6 +37,10 @@ class DataSpec(_Model):
     train: int = Field(4000, ge=1)
     test: int = Field(1000, ge=1)
     seed: int = 0
+    kind: Optional[str] = None        # cifar10, imagefolder: read by their own loaders (fif.data)
+    size: Optional[int] = Field(None, ge=1)
+    crop: Optional[int] = Field(None, ge=1)
+    workers: Optional[int] = Field(None, ge=0)
 
 
 class AdversarialSpec(_Model):

@@ -168,6 +168,8 @@ class Binder:
         if size is not None and train + test > size:
             self.error("E405", f"the split asks for {train} + {test} = {train + test} images but {name} has "
                        f"only {size}", node.span, hint=f"ask for at most {size} in all")
+        if bound.name in ("cifar10", "imagefolder"):
+            args["kind"] = bound.name
         return {"name": name, **args}
 
     def classifier(self, node) -> dict | None:

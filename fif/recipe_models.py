@@ -50,7 +50,7 @@ def data_info(recipe) -> tuple[tuple[int, int, int], int]:
     if key is not None and key in _DATA_INFO:
         return _DATA_INFO[key]
     ds = recipe_dataset(recipe)
-    info = tuple(ds.images.shape[1:]), ds.num_classes
+    info = tuple(ds.shape), ds.num_classes
     if key is not None:
         _DATA_INFO[key] = info
     return info
@@ -76,8 +76,17 @@ def _data_key(recipe):
 def recipe_dataset(recipe):
     """The recipe's dataset; an unknown name is an error at the recipe's `data = ...` line."""
     from .data import load_dataset
+    base = Path(recipe.file).parent if recipe.file != "<string>" else None
     try:
-        return load_dataset(recipe.data.name, base=Path(recipe.file).parent if recipe.file != "<string>" else None)
+        if recipe.data.kind in ("cifar10", "imagefolder"):  # a path source with its own reader
+            path = Path(recipe.data.name).expanduser()
+            path = base / path if base is not None and not path.is_absolute() else path
+            if recipe.data.kind == "cifar10":
+                from .data.cifar import load_cifar10
+                return load_cifar10(path)
+            from .data.stream import FolderStream
+            return FolderStream(path, size=recipe.data.size or 256, crop=recipe.data.crop or 224)
+        return load_dataset(recipe.data.name, base=base)
     except FifError as e:
         if e.file != "<string>":
             raise  # a data file that exists but is wrong: the error names that file

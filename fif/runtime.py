@@ -38,6 +38,17 @@ def recipe_data(recipe):
     from .data import split
     from .recipe_models import recipe_dataset
     ds = recipe_dataset(recipe)
+    d = recipe.data
+    if d.kind == "cifar10":  # the training batches give the training split, the test batch the test split
+        from .data.cifar import official_split
+        train, test = official_split(ds)
+        return _part(train, d.train, d.seed), _part(test, d.test, d.seed)
+    if d.kind == "imagefolder":  # stratified and seeded over the file list; only the splits are read
+        from .data.splits import _indices
+        from .data.stream import materialize
+        tr, te = _indices(ds, d.train, d.test, d.seed)
+        workers = 4 if d.workers is None else d.workers
+        return materialize(ds, tr, workers=workers), materialize(ds, te, workers=workers)
     bad = ~torch.isfinite(ds.images)
     if bool(bad.any()):
         first = int(bad.reshape(len(ds), -1).any(1).nonzero()[0])
@@ -45,6 +56,12 @@ def recipe_data(recipe):
             "E404", f"dataset '{ds.name}' holds {int(bad.sum())} NaN or infinite pixel value(s) "
             f"(the first in image {first})", file=ds.source, hint="fix or drop those images"))
     return split(ds, recipe.data.train, recipe.data.test, recipe.data.seed)
+
+
+def _part(ds, count: int, seed: int):
+    """A stratified, seeded, shuffled subset of `count` samples of `ds` (E405 when it has fewer)."""
+    from .data import split
+    return split(ds, count, 0, seed)[0]
 
 
 def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: str | None = None,
@@ -67,8 +84,10 @@ def recipe_classifier(recipe, train_ds, test_ds, *, device: str = "cpu", arch: s
         adv = over.pop("adversarial")
         settings["adversarial"] = AdversarialSpec(**dict(adv.args)).model_dump()
     settings.update(over)
-    model = get_classifier(arch, data_name, train_ds, settings=settings,
-                           seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
+    from .distributed import main_first
+    with main_first():  # under torchrun rank 0 trains and caches it, the others then read the cache
+        model = get_classifier(arch, data_name, train_ds, settings=settings,
+                               seed=(cs.seed if seed is None else seed) + seed_offset, device=device, test_ds=test_ds)
     return model.eval()
 
 

@@ -126,17 +126,9 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
 
-def load_image_folder(path) -> Dataset:
-    """A dataset from a folder with one subfolder per class (`root/cat/001.png`, `root/dog/...`).
-
-    Classes are the subfolder names, sorted; each subfolder's image files (any format Pillow reads,
-    found by extension, not recursive; hidden and other files are skipped) are read in name order.
-    Every image is converted to the mode of the first one: grey (L) if that one is grey, else RGB,
-    and all must have the same size.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    root = Path(path).expanduser()
+def image_files(root: Path) -> tuple[list[tuple[Path, int]], list[Path]]:
+    """([(image file, class index)], class folders) of a class-folder tree, in class then name
+    order. E401 no such folder, E402 not a folder or no class subfolders, E405 an empty class."""
     file = str(root)
     if not root.exists():
         raise error("E401", "no such data folder", file=file,
@@ -156,6 +148,22 @@ def load_image_folder(path) -> Dataset:
             raise error("E405", f"class folder '{d.name}' holds no images", file=str(d),
                         hint="add images to it or remove the folder")
         files.extend((p, k) for p in found)
+    return files, class_dirs
+
+
+def load_image_folder(path) -> Dataset:
+    """A dataset from a folder with one subfolder per class (`root/cat/001.png`, `root/dog/...`).
+
+    Classes are the subfolder names, sorted; each subfolder's image files (any format Pillow reads,
+    found by extension, not recursive; hidden and other files are skipped) are read in name order.
+    Every image is converted to the mode of the first one: grey (L) if that one is grey, else RGB,
+    and all must have the same size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path).expanduser()
+    file = str(root)
+    files, class_dirs = image_files(root)
 
     mode = size = first = None
     pixels: list[np.ndarray] = []

@@ -11,6 +11,11 @@ Threat models (DESIGN section 5):
 and, for randomised and purifying defenses (fif.evaluate.threats): bpda (identity gradient through
 the whole defense, EOT), known (the attacker knows the random draw), representation (attack the
 restored image, classifier alone).
+
+Under torchrun (`fif eval --nproc N`) each rank takes a contiguous run of whole batches of the test
+images; every batch is seeded by its global position (attacks, the defense's draws, targets), so a
+sample meets the same randomness whatever the number of processes, and the per-sample outcomes
+are gathered in order before any number is computed: the report equals a single process's.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import distributed as dist
 from ..attacks import ATTACKS, get_attack
 from ..errors import FifError, diagnostic
+from ..precision import autocast, check_amp
 from ..progress import track
 from ..recipe import AttackSpec, Recipe
 from ..runtime import check_device, derive_seed, recipe_classifier, recipe_data
@@ -31,7 +38,8 @@ from .masking import masking_warnings
 from .untrained import untrained_warnings
 from ..recipe_models import check_recipe
 from .models import Entry, recipe_entries
-from .metrics import psnr, ssim, transmission
+from .metrics import transmission
+from .shares import Rows, quality, share
 from .threats import OUTSIDE_OVERALL, bpda_view, known_models, restored
 
 SANITY_EPS = 1.0  # an unbounded L-inf budget on [0, 1] images
@@ -53,14 +61,21 @@ class Setup:
     eot: int
     weights: dict[str, str] = field(default_factory=dict)
     targets: torch.Tensor | None = None  # random target labels (!= y) for targeted attacks
+    offset: int = 0                      # global index of x[0] (x, y, targets: this rank's share)
+    y_all: torch.Tensor | None = None    # every rank's labels, in order
+    targets_all: torch.Tensor | None = None
+    amp: bool = False
 
 
 def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threats=(), runs: Path | None = None,
-            seed: int | None = None, only: list[str] | None = None, eot: int | None = None) -> Setup:
-    device = check_device(device)
+            seed: int | None = None, only: list[str] | None = None, eot: int | None = None,
+            amp: bool = False) -> Setup:
+    device = dist.setup(check_device(device))
+    amp = check_amp(device, amp)
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
     x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
+    lo, hi = share(recipe, count)
     check_recipe(recipe, tuple(x.shape[1:]))  # every pipeline compiles before the classifier trains
     classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
     tuned = _fine_tuned_classifier(recipe, runs)
@@ -76,8 +91,8 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
         other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over), only=only)
     seed = recipe.eval.seed if seed is None else seed
     targets = random_targets(y, classifier.num_classes, derive_seed(seed, "targets"))
-    return Setup(recipe, x, y, classifier, surrogate, entries, device, seed, recipe.eval.batch,
-                 recipe.eval.eot if eot is None else int(eot), weights, targets)
+    return Setup(recipe, x[lo:hi], y[lo:hi], classifier, surrogate, entries, device, seed, recipe.eval.batch,
+                 recipe.eval.eot if eot is None else int(eot), weights, targets[lo:hi], lo, y, targets, amp)
 
 
 def _fine_tuned_classifier(recipe: Recipe, runs: Path | None) -> Path | None:
@@ -92,12 +107,17 @@ def attack_budgets(recipe: Recipe, spec: AttackSpec, eps_override=None) -> list[
     return list(eps_override if eps_override is not None else recipe.eval.eps)
 
 
-def _predict(model: nn.Module, x: torch.Tensor, batch: int, seed=None) -> torch.Tensor:
-    """Labels; a random model draws under `seed` (the eval seed and what is judged), so a run
-    is reproducible and another eval seed is another draw of the defense's randomness."""
+def _predict(model: nn.Module, x: torch.Tensor, batch: int, seed=None, offset: int = 0) -> torch.Tensor:
+    """Labels; a random model draws under `seed` (the eval seed and what is judged) and the
+    batch's global position (`offset` + i), so a run is reproducible, a sample's draw does not
+    depend on how many processes share the images, and another eval seed is another draw."""
     from ..attacks import seeded
-    with torch.no_grad(), seeded(None if seed is None else derive_seed(*seed)):
-        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    out = [torch.zeros(0, dtype=torch.int64, device=x.device)]
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            with seeded(None if seed is None else derive_seed(*seed, offset + i)):
+                out.append(model(x[i:i + batch]).argmax(1))
+    return torch.cat(out)
 
 
 def random_targets(y: torch.Tensor, classes: int, seed: int) -> torch.Tensor:
@@ -110,8 +130,9 @@ def random_targets(y: torch.Tensor, classes: int, seed: int) -> torch.Tensor:
     return (y + shift) % classes
 
 
-def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed, targets=None) -> torch.Tensor:
-    """Adversarial examples of x; a targeted attack aims at `targets` (one per sample) instead of y."""
+def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed, targets=None, offset: int = 0) -> torch.Tensor:
+    """Adversarial examples of x; a targeted attack aims at `targets` (one per sample) instead of y.
+    Each batch is seeded by its global position, `offset` + its index in x."""
     info = get_attack(spec.name)
     params = dict(spec.params)
     params.setdefault("eot", eot)
@@ -119,35 +140,43 @@ def _attack(model, spec: AttackSpec, x, y, eps, *, batch, eot, seed, targets=Non
         if targets is None:
             raise FifError(diagnostic("E250", f"{spec.label()} is targeted, but no target labels were drawn"))
         y = targets
-    outs = []
+    outs = [x[:0].clone()]
     for i in range(0, len(x), batch):
-        outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=derive_seed(seed, i), **params))
+        outs.append(info.fn(model, x[i:i + batch], y[i:i + batch], eps, seed=derive_seed(seed, offset + i),
+                            **params))
     return torch.cat(outs)
 
 
 def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[float] | None = None,
              threats: list[str] | None = None, n: int | None = None, device: str = "cpu",
              probes: list[str] | None = None, runs: Path | None = None, seed: int | None = None,
-             only: list[str] | None = None, eot: int | None = None, sanity: bool = True) -> dict:
+             only: list[str] | None = None, eot: int | None = None, sanity: bool = True, amp: bool = False,
+             on_row=None) -> dict:
     """Evaluate and return {rows, warnings, ...}; see write_report for the files. `only`: these
     entries (and the `none` baseline); `eot`: EOT draws instead of the recipe's; `attacks` are
     names or calls with settings, `pgd(steps=100)`; `sanity=False` leaves out the unbounded-eps
-    rows (a second evaluation of the same weights need not repeat them)."""
+    rows (a second evaluation of the same weights need not repeat them); `on_row(row)` sees each
+    row as it is made (log.jsonl). Under torchrun every rank returns the same results."""
     threats = list(threats or recipe.eval.threat)
     specs = _select_attacks(recipe, attacks)
-    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed, only=only, eot=eot)
-    rows: list[dict] = []
+    setup = prepare(recipe, n=n, device=device, threats=threats, runs=runs, seed=seed, only=only, eot=eot, amp=amp)
+    with autocast(setup.device, setup.amp):
+        return _evaluate(recipe, setup, specs, threats, eps, probes, sanity, on_row)
+
+
+def _evaluate(recipe, setup: Setup, specs, threats, eps, probes, sanity, on_row) -> dict:
+    rows = Rows(on_row)
     correct: dict[tuple, torch.Tensor] = {}
-    x, y = setup.x, setup.y
+    x, y, at = setup.x, setup.y, setup.offset
     start = time.perf_counter()
 
     defended: dict[str, torch.Tensor] = {}
     for name, entry in setup.entries.items():
         t0 = time.perf_counter()
-        pred = _predict(entry.model, x, setup.batch, seed=(setup.seed, "clean", name))
-        row = _row(name, "none", 0.0, "clean", pred == y, time.perf_counter() - t0)
+        pred = _predict(entry.model, x, setup.batch, seed=(setup.seed, "clean", name), offset=at)
+        row = _row(name, "none", 0.0, "clean", dist.gather_cat(pred == y), time.perf_counter() - t0)
         if entry.defense is not None:
-            row.update(_quality(entry.defense, x, x, setup.batch))
+            row.update(quality(entry.defense, x, x, setup.batch, seed=(setup.seed, "quality", name), offset=at))
             defended[name] = _defend(entry.defense, x, setup)
         rows.append(row)
 
@@ -162,29 +191,34 @@ def run_eval(recipe: Recipe, *, attacks: list[str] | None = None, eps: list[floa
             if made is None:  # the threat does not apply (no image-to-image defense to restore with)
                 continue
             x_adv, judge = made
-            pred = _predict(judge, x_adv, setup.batch, seed=(setup.seed, "judge", name, threat, spec.label(), e))
-            ok = pred == y
-            extra = {"target_hit": float((pred == setup.targets).float().mean())} if spec.params.get("targeted") else {}
+            pred = dist.gather_cat(_predict(judge, x_adv, setup.batch, offset=at,
+                                            seed=(setup.seed, "judge", name, threat, spec.label(), e)))
+            ok = pred == setup.y_all
+            extra = {"target_hit": float((pred == setup.targets_all).float().mean())} \
+                if spec.params.get("targeted") else {}
             if name in defended:  # the share of the perturbation's L2 norm that gets through the defense
-                extra["passed"] = float(transmission(_defend(entry.defense, x_adv, setup), defended[name], x_adv,
-                                                     x).nanmean())
+                passed = transmission(_defend(entry.defense, x_adv, setup), defended[name], x_adv, x)
+                extra["passed"] = float(dist.gather_cat(passed).nanmean())
             row = _row(name, spec.label(), e, threat, ok, time.perf_counter() - t0,
                        norm=get_attack(spec.name).norm, **extra)
             if entry.defense is not None:
-                row.update(_quality(entry.defense, x_adv, x, setup.batch))
+                row.update(quality(entry.defense, x_adv, x, setup.batch, offset=at,
+                                    seed=(setup.seed, "quality", name, threat, spec.label(), e)))
             rows.append(row)
             correct[(name, spec.label(), e, threat)] = ok
 
-    rows = _worst_case(correct) + rows
+    rows = _worst_case(correct) + rows.made
     rows += _sanity(setup, threats) if sanity else []
     for probe in probes or []:
         rows += _probe_rows(setup, probe, specs, eps, cache)
+    y = setup.y_all
     search = None
     if "search" in setup.weights:  # the table search the entries' nnjpeg(table=search) read, for reports
         import json
         search = json.loads(Path(setup.weights["search"]).read_text(encoding="utf-8"))
     return {
-        "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(x), "device": setup.device,
+        "recipe": recipe.name, "file": recipe.file, "seed": setup.seed, "n": len(y), "device": setup.device,
+        **({"processes": dist.world_size()} if dist.active() else {}), **({"amp": True} if setup.amp else {}),
         **({"search": search} if search is not None else {}),
         "threats": threats, "attacks": [s.label() for s in specs], "weights": setup.weights,
         "rows": rows, "warnings": untrained_warnings(rows, y) + masking_warnings(rows),
@@ -236,33 +270,33 @@ def _adversarial(setup: Setup, threat, spec, e, name, entry: Entry, cache):
                                                              "representation")):
         key = ("graybox", entry.graybox.text, spec.label(), e)
         if key not in cache:
-            cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, eot=1,
+            cache[key] = _attack(entry.graybox, spec, x, y, e, batch=b, offset=setup.offset, eot=1,
                                  seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
         return cache[key], entry.model
     if threat == "transfer":
         key = ("transfer", spec.label(), e)
         if key not in cache:
-            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets)
+            cache[key] = _attack(setup.surrogate, spec, x, y, e, batch=b, offset=setup.offset, eot=1, seed=seed, targets=setup.targets)
         return cache[key], entry.model
     if threat == "whitebox":
-        return _attack(entry.model, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets), entry.model
+        return _attack(entry.model, spec, x, y, e, batch=b, offset=setup.offset, eot=1, seed=seed, targets=setup.targets), entry.model
     if threat == "adaptive":
         eot = setup.eot if entry.random else 1
-        return (_attack(entry.model.attack_view(), spec, x, y, e, batch=b, eot=eot, seed=seed, targets=setup.targets),
+        return (_attack(entry.model.attack_view(), spec, x, y, e, batch=b, offset=setup.offset, eot=eot, seed=seed, targets=setup.targets),
                 entry.model)
     if threat == "bpda":
         eot = setup.eot if entry.random else 1
-        return _attack(bpda_view(entry), spec, x, y, e, batch=b, eot=eot, seed=seed, targets=setup.targets), entry.model
+        return _attack(bpda_view(entry), spec, x, y, e, batch=b, offset=setup.offset, eot=eot, seed=seed, targets=setup.targets), entry.model
     if threat == "known":
         attacked, judge = known_models(entry, setup.seed, spec.label(), e)
-        return _attack(attacked, spec, x, y, e, batch=b, eot=1, seed=seed, targets=setup.targets), judge
+        return _attack(attacked, spec, x, y, e, batch=b, offset=setup.offset, eot=1, seed=seed, targets=setup.targets), judge
     if threat == "representation":
         if entry.defense is None:
             return None
         key = ("restored", name)
         if key not in cache:
-            cache[key] = restored(entry, x, b, setup.seed)
-        return _attack(entry.graybox, spec, cache[key], y, e, batch=b, eot=1, seed=seed), entry.graybox
+            cache[key] = restored(entry, x, b, setup.seed, offset=setup.offset)
+        return _attack(entry.graybox, spec, cache[key], y, e, batch=b, offset=setup.offset, eot=1, seed=seed), entry.graybox
     raise FifError(diagnostic("E415", f"unknown threat model '{threat}'"))
 
 
@@ -270,22 +304,9 @@ def _defend(defense, x, setup: Setup) -> torch.Tensor:
     """The defense's output; a random defense draws the same noise for every call (common random
     numbers), so D(x_adv) - D(x) measures the perturbation, not two draws."""
     with torch.no_grad():
-        g = torch.Generator().manual_seed(derive_seed(setup.seed, "defend"))
-        return torch.cat([defense(x[i:i + setup.batch], generator=g) for i in range(0, len(x), setup.batch)])
-
-
-def _quality(defense: nn.Module, x_in: torch.Tensor, clean: torch.Tensor, batch: int) -> dict:
-    """PSNR and SSIM of the defended images against the clean ones (sample means), and the means
-    of what the defense's ops report with ctx.record (e.g. ufuse's uncertainty and weight maps)."""
-    from ..run_context import RunContext
-    record: dict = {}
-    ctx = RunContext(values={"record": record})
-    with torch.no_grad():
-        defended = torch.cat([defense(x_in[i:i + batch], ctx=ctx) for i in range(0, len(x_in), batch)])
-    out = {"psnr": float(psnr(defended, clean).clamp(max=100).mean()), "ssim": float(ssim(defended, clean).mean())}
-    if record:
-        out["diagnostics"] = {k: float(torch.cat(v).mean()) for k, v in record.items()}
-    return out
+        b = setup.batch
+        return torch.cat([defense(x[i:i + b], generator=torch.Generator().manual_seed(
+            derive_seed(setup.seed, "defend", setup.offset + i))) for i in range(0, len(x), b)])
 
 
 def _row(defense, attack, eps, threat, ok: torch.Tensor, seconds, **extra) -> dict:
@@ -315,7 +336,7 @@ def _sanity(setup: Setup, threats) -> list[dict]:
     """PGD with an unbounded budget through each defense: a working attack ends near 0%."""
     rows = []
     spec = AttackSpec(name="pgd", params={"steps": 40, "step": 0.05})
-    m = min(len(setup.x), 200)
+    m = max(0, min(min(len(setup.y_all), 200) - setup.offset, len(setup.x)))  # the first 200 of all ranks'
     x, y = setup.x[:m], setup.y[:m]
     for name, entry in setup.entries.items():
         if name == "none":
@@ -326,8 +347,10 @@ def _sanity(setup: Setup, threats) -> list[dict]:
             t0 = time.perf_counter()
             model = entry.model if threat == "whitebox" else entry.model.attack_view()
             eot = setup.eot if (threat == "adaptive" and entry.random) else 1
-            x_adv = _attack(model, spec, x, y, SANITY_EPS, batch=setup.batch, eot=eot, seed=(setup.seed, "sanity"))
-            ok = _predict(entry.model, x_adv, setup.batch, seed=(setup.seed, "sanity", name, threat)) == y
+            x_adv = _attack(model, spec, x, y, SANITY_EPS, batch=setup.batch, eot=eot, seed=(setup.seed, "sanity"),
+                            offset=setup.offset)
+            ok = dist.gather_cat(_predict(entry.model, x_adv, setup.batch, seed=(setup.seed, "sanity", name, threat),
+                                          offset=setup.offset) == y)
             rows.append(_row(name, spec.label(), SANITY_EPS, threat, ok, time.perf_counter() - t0, sanity=True))
     return rows
 
@@ -345,12 +368,16 @@ def _probe_rows(setup: Setup, probe: str, specs, eps, cache) -> list[dict]:
             key = ("graybox", "classifier", spec.label(), e)
             if key not in cache:
                 cache[key] = _attack(setup.classifier, spec, setup.x, setup.y, e, batch=setup.batch, eot=1,
-                                     seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets)
+                                     seed=(setup.seed, "graybox", spec.label(), e), targets=setup.targets,
+                                     offset=setup.offset)
             t0 = time.perf_counter()
+            eta, b = cache[key] - setup.x, setup.batch
+            filtered = [eta[:0]]
             with torch.no_grad():
-                torch.manual_seed(derive_seed(setup.seed, "probe", e))
-                eta = cache[key] - setup.x
-                x_p = (setup.x + P(eta)).clamp(0, 1)
-            ok = _predict(setup.classifier, x_p, setup.batch) == setup.y
+                for i in range(0, len(eta), b):  # a random probe draws per batch, by its global position
+                    torch.manual_seed(derive_seed(setup.seed, "probe", e, setup.offset + i))
+                    filtered.append(P(eta[i:i + b]))
+            x_p = (setup.x + torch.cat(filtered)).clamp(0, 1)
+            ok = dist.gather_cat(_predict(setup.classifier, x_p, setup.batch) == setup.y)
             rows.append(_row(f"probe: {P.source.strip()}", spec.label(), e, "probe", ok, time.perf_counter() - t0))
     return rows

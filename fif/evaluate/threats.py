@@ -54,9 +54,10 @@ def known_models(entry, seed, spec_label: str, eps: float) -> tuple[nn.Module, n
     return KnownDraws(entry.model.attack_view(), s), KnownDraws(entry.model, s)
 
 
-def restored(entry, x: torch.Tensor, batch: int, seed) -> torch.Tensor:
-    """x~ = defense(x), one seeded draw, clamped to [0, 1] (the start of the representation attack)."""
-    g = torch.Generator().manual_seed(derive_seed(seed, "restored"))
+def restored(entry, x: torch.Tensor, batch: int, seed, offset: int = 0) -> torch.Tensor:
+    """x~ = defense(x), one seeded draw a batch (by its global position, `offset` + i), clamped to
+    [0, 1] (the start of the representation attack)."""
     with torch.no_grad():
-        out = torch.cat([entry.defense(x[i:i + batch], generator=g) for i in range(0, len(x), batch)])
+        out = torch.cat([entry.defense(x[i:i + batch], generator=torch.Generator().manual_seed(
+            derive_seed(seed, "restored", offset + i))) for i in range(0, len(x), batch)])
     return out.clamp(0, 1)

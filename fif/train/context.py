@@ -63,8 +63,8 @@ def recipe_error(recipe, code: str, message: str, hint: str | None = None) -> Fi
 class Context:
     """The data, classifier, seed and device shared by every stage of a run."""
 
-    def __init__(self, recipe, *, seed: int = 0, device: str = "cpu"):
-        self.recipe, self.seed, self.device = recipe, int(seed), device
+    def __init__(self, recipe, *, seed: int = 0, device: str = "cpu", amp: bool = False):
+        self.recipe, self.seed, self.device, self.amp = recipe, int(seed), device, bool(amp)
         self.train_ds, self.test_ds = recipe_data(recipe)
         self._classifier: nn.Module | None = None
 

@@ -9,11 +9,19 @@ global generators (random ops inside the defense, the rep loss's start) reseeded
 with `draws = step` the defense's random ops draw from a generator seeded per step instead, the same
 draw at every forward pass of the step (fif.pipeline.Pipeline.fixed_draws).
 A run resumed from a checkpoint therefore replays exactly the steps an uninterrupted run takes.
+
+Under torchrun (fif.distributed) each step's batch is the same global batch a single process takes,
+split into contiguous shards, one a rank; each rank's gradient, weighted by its share of the batch,
+is summed over the ranks (the gradient of the global batch's mean loss, as DistributedDataParallel
+gives), so every rank takes the same optimizer step and the weights stay identical. The random
+draws of a step (inputs, the defense's random ops) are seeded per (step, rank) when there are
+several ranks, so a 2-process run is reproducible but draws other noise than a 1-process run.
 """
 
 from __future__ import annotations
 
 import contextlib
+from contextlib import contextmanager
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +29,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .. import distributed as dist
 from ..errors import FifError, diagnostic
+from ..precision import autocast
 from ..progress import bar
 from .context import stage_span
 from .losses import Forward, StepData, evaluate
@@ -97,6 +107,8 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
         restore(opt)
     frozen = [m for m in (pipeline, classifier) if m is not None and m is not model]
     device = ctx.device
+    world = dist.world_size() if dist.active() else 1
+    rank = dist.rank() if world > 1 else 0
     while state.epoch < epochs:
         epoch = state.epoch
         order = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed_for(unit.key, "order", epoch)))
@@ -106,13 +118,15 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
             for step in range(state.step, spe):
                 started = time.perf_counter()
                 idx = order[step * b:(step + 1) * b]
-                clean, y = images[idx].to(device), labels[idx].to(device)
-                seed = ctx.seed_for(unit.key, epoch, step)
+                local, weight = _shard(idx, world, rank)
+                clean, y = images[local].to(device), labels[local].to(device)
+                key = (unit.key, epoch, step) if world == 1 else (unit.key, epoch, step, "rank", rank)
+                seed = ctx.seed_for(*key)
                 torch.manual_seed(seed)
                 random.seed(seed)
                 np.random.seed(seed % (2 ** 32))
-                gen = torch.Generator().manual_seed(ctx.seed_for(unit.key, epoch, step, "inputs"))
-                with _draws(stage, pipeline, ctx.seed_for(unit.key, epoch, step, "draws")):
+                gen = torch.Generator().manual_seed(ctx.seed_for(*key, "inputs"))
+                with _draws(stage, pipeline, ctx.seed_for(*key, "draws")), autocast(device, ctx.amp):
                     x, eps = unit.inputs.make(clean, y, gen, seed)
                     if not bool(torch.isfinite(x).all()):
                         raise bad_value(ctx.recipe, unit, epoch, step, "the stage input", "NaN or infinite",
@@ -128,16 +142,18 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
                     if bad is not None:
                         raise bad_value(ctx.recipe, unit, epoch, step, bad[0], bad[1], hooks.last_checkpoint())
                     total.backward()
+                dist.average_gradients(params, weight)
                 opt.step()
+                dist.broadcast_modules([model], buffers_only=True)  # BatchNorm statistics: rank 0's
                 state.t += 1
-                value = float(total.detach())
+                value, terms = _step_losses(total, parts, weight)
                 state.loss_sum += value
                 state.loss_count += 1
                 seconds = time.perf_counter() - started
                 state.seconds += seconds
                 hooks.log({"target": unit.target or "classifier", "stage": stage.name, "member": unit.member,
                            "epoch": epoch + 1, "step": step + 1, "t": state.t, "loss": value,
-                           "terms": {k: (float(v.detach()) if c else None) for k, (v, c) in parts.items()},
+                           "terms": terms,
                            "lr": lr, "seconds": round(seconds, 6)})
                 tick(loss=state.loss_sum / state.loss_count)
                 end_of_epoch = step + 1 == spe
@@ -150,6 +166,42 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
                 if not (end_of_epoch and state.epoch == epochs):
                     hooks.after_step(unit, state, opt, end_of_epoch)
     return state
+
+
+def _shard(idx: torch.Tensor, world: int, rank: int) -> tuple[torch.Tensor, float]:
+    """This rank's contiguous part of the global batch `idx` and its share of it. A rank left
+    without samples (a last batch smaller than the world) runs one sample with weight 0."""
+    if world == 1:
+        return idx, 1.0
+    local = torch.tensor_split(idx, world)[rank]
+    if len(local) == 0:
+        return idx[:1], 0.0
+    return local, len(local) / len(idx)
+
+
+def _step_losses(total, parts, weight: float) -> tuple[float, dict]:
+    """The step's loss and terms for the log: the global batch's (weighted sums over ranks)."""
+    labels = list(parts)
+    values = [float(total.detach())] + [float(parts[k][0].detach()) if parts[k][1] else 0.0 for k in labels]
+    counted = [1.0 if parts[k][1] else 0.0 for k in labels]
+    if not dist.active():
+        return values[0], {k: (values[i + 1] if counted[i] else None) for i, k in enumerate(labels)}
+    packed = torch.tensor([v * weight for v in values] + counted, dtype=torch.float64)
+    dist.all_reduce_sum(packed)
+    terms = {k: (float(packed[i + 1]) if packed[len(values) + i] > 0 else None) for i, k in enumerate(labels)}
+    return float(packed[0]), terms
+
+
+@contextmanager
+def deterministic():
+    """torch.use_deterministic_algorithms (warn only) for the body: a seed gives the same run."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
 
 
 def _draws(stage, pipeline, seed: int):

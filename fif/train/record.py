@@ -57,6 +57,15 @@ def fingerprint(weights) -> str:
     return h.hexdigest()[:16]
 
 
+def rank_fingerprints(models: dict) -> list[str]:
+    """A fingerprint of every weight of `models` on each torchrun rank, in rank order (all equal
+    when the ranks agree; one entry for a single process)."""
+    from .. import distributed as dist
+    state = {f"{k}.{p}": t for k, m in models.items() for p, t in m.state_dict().items()}
+    mine = int(fingerprint(state)[:15], 16)
+    return [f"{int(v):015x}" for v in dist.gather_cat(torch.tensor([mine], dtype=torch.int64))]
+
+
 def first_difference(a: str, b: str) -> str:
     """Where two recipe texts first differ, for a message."""
     la, lb = a.splitlines(), b.splitlines()

@@ -11,6 +11,9 @@ runs/<recipe>/train/ (or --out DIR) holds:
   log.jsonl                one line per optimizer step: target, stage, member, epoch, step, t,
                            loss, terms, lr, seconds
   manifest.json            recipe text, seed, versions, git commit, device, command line
+  tensorboard/             the loss and learning rate per step, when `tensorboard` is installed
+Under torchrun (`fif train --nproc N`) every rank trains (fif.train.loop says how the batch is
+split) and only rank 0 writes these files.
 `--resume` continues from the checkpoint and, on CPU, ends with the same bytes as a run that was
 never interrupted; it refuses a checkpoint made from another recipe text, seed or --only.
 """
@@ -20,20 +23,22 @@ from __future__ import annotations
 import copy
 import json
 import random
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import distributed as dist
 from ..errors import FifError, diagnostic
+from ..precision import check_amp
+from ..scalars import Scalars
 from ..models import atomic_write_json
 from ..recipe_models import compile_entry, compile_env, is_model
 from ..search import RESULT
 from .checkpoint import Checkpoint, save_checkpoint, save_module, save_pipeline
 from .context import Context, check_device, derive_seed
-from .loop import UnitState, finite_weights, train_unit
-from .record import command_line, first_difference, fingerprint, manifest, now
+from .loop import UnitState, deterministic, finite_weights, train_unit
+from .record import command_line, first_difference, fingerprint, manifest, now, rank_fingerprints
 from .stages import (classifier_params, declared_lets, defense_params, nothing_to_train, plan_units,
                      unknown_pipeline)
 
@@ -51,37 +56,29 @@ def trained_weights(recipe, which: str = "defense", runs=None) -> Path | None:
     return path if path.is_file() else None
 
 
-@contextmanager
-def _deterministic():
-    prev = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
-
-
 def run_training(recipe, *, out=None, seed: int = 0, device: str = "cpu", resume: bool = False,
-                 checkpoint_every: int = 50, only: str | None = None) -> dict:
+                 checkpoint_every: int = 50, only: str | None = None, amp: bool = False) -> dict:
     """Train what `recipe` marks learnable, stage by stage; return a summary dict (per unit:
     target, stage, member, epochs, steps, loss, seconds; files written). `recipe` is a Recipe or
     a path. Raises FifError: E420 nothing to train, E423 a bad stage setting, E424 a checkpoint
-    that cannot be resumed, E404 NaN in the data, E510 a NaN/inf loss, E520 no such device."""
+    that cannot be resumed, E404 NaN in the data, E510 a NaN/inf loss, E520 no such device,
+    E521 no process group, E522 --amp on CPU. Under torchrun: this rank's share of each batch."""
     from ..recipe import Recipe, load_recipe
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    device = check_device(device)
+    device = dist.setup(check_device(device))
+    amp = check_amp(device, amp)
     if int(checkpoint_every) < 1:
         raise FifError(diagnostic("E423", f"checkpoint_every must be >= 1, got {checkpoint_every}"))
     if not recipe.train:
         raise nothing_to_train(recipe)
     out = Path(out) if out is not None else default_run_dir(recipe)
-    with _deterministic():
+    with deterministic():
         torch.manual_seed(seed)
         np.random.seed(seed % (2 ** 32))
         random.seed(seed)
-        run = Run(recipe, out=out, seed=seed, device=device, checkpoint_every=int(checkpoint_every), only=only)
+        run = Run(recipe, out=out, seed=seed, device=device, checkpoint_every=int(checkpoint_every), only=only,
+                  amp=amp)
         threads = torch.get_num_threads()
         try:
             return run.start(resume)
@@ -92,10 +89,13 @@ def run_training(recipe, *, out=None, seed: int = 0, device: str = "cpu", resume
 class Run:
     """The state of one run: models, units, position, run directory."""
 
-    def __init__(self, recipe, *, out: Path, seed: int, device: str, checkpoint_every: int, only: str | None):
+    def __init__(self, recipe, *, out: Path, seed: int, device: str, checkpoint_every: int, only: str | None,
+                 amp: bool = False):
         self.recipe, self.out, self.seed, self.device = recipe, out, seed, device
         self.every, self.only = checkpoint_every, only
-        self.ctx = Context(recipe, seed=seed, device=device)
+        self.main = dist.is_main()  # only rank 0 writes files
+        self.scalars = Scalars(out / "tensorboard") if self.main else None  # no file before the first scalar
+        self.ctx = Context(recipe, seed=seed, device=device, amp=amp)
         names = list(recipe.defenses())
         if only is not None and only not in names:
             raise unknown_pipeline(recipe, only)
@@ -197,8 +197,14 @@ class Run:
 
     # -- files -----------------------------------------------------------------------------
     def log(self, record: dict) -> None:
+        if self.log_file is None:
+            return
         self.log_file.write(json.dumps(record) + "\n")
         self.log_file.flush()
+        if self.scalars is not None:
+            tag = f"{record['target']}/{record['stage']}" + (f"#{record['member']}" if record["member"] else "")
+            self.scalars.add(f"loss/{tag}", record["loss"], self.global_step + 1)
+            self.scalars.add(f"lr/{tag}", record["lr"], self.global_step + 1)
 
     def last_checkpoint(self) -> str | None:
         return self.last_ckpt
@@ -210,6 +216,8 @@ class Run:
 
     def checkpoint(self, unit_index: int, state: UnitState | None, opt, complete: bool = False) -> None:
         self._check_weights(unit_index, state)
+        if not self.main:
+            return
         self.log_file.flush()
         info = {"recipe": self.recipe.name, "recipe_text": self.recipe.source, "seed": self.seed,
                 "only": self.only, "device": self.device, "unit": unit_index,
@@ -251,8 +259,9 @@ class Run:
                               "lower the learning rate (optim = adam(lr=...))")
 
     def _manifest(self) -> dict:
-        return manifest(self.recipe, seed=self.seed, device=self.device, only=self.only,
-                        checkpoint_every=self.every, targets=self.targets)
+        record = manifest(self.recipe, seed=self.seed, device=self.device, only=self.only,
+                          checkpoint_every=self.every, targets=self.targets)
+        return {**record, "processes": dist.world_size() if dist.active() else 1, "amp": self.ctx.amp}
 
     # -- running ---------------------------------------------------------------------------
     def start(self, resume: bool) -> dict:
@@ -261,7 +270,7 @@ class Run:
         if resume:
             ck = self._open_checkpoint(path)
             start_unit, state = self._restore(ck)
-        else:
+        elif self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             for stale in (path, self.out / "log.jsonl"):
                 if stale.exists():
@@ -271,6 +280,7 @@ class Run:
         try:
             for u in self.units[start_unit:]:
                 model, pipeline, clf, params = self._prepare(u)
+                dist.broadcast_modules([model])  # every rank starts the unit from rank 0's weights
                 resuming = state is not None and u.index == start_unit
                 if not resuming:
                     state = UnitState(init=fingerprint(model))
@@ -288,6 +298,8 @@ class Run:
         finally:
             if self.log_file is not None:
                 self.log_file.close()
+            if self.scalars is not None:
+                self.scalars.close()
 
     def _open_checkpoint(self, path: Path) -> Checkpoint:
         if not path.is_file():
@@ -334,6 +346,9 @@ class Run:
                               f"(not {torch.get_num_threads()})")
             torch.set_num_threads(int(threads))
         self.done, self.global_step, self.resumed = list(info["done"]), int(info["global_step"]), True
+        state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
+        if not self.main:  # rank 0 alone appends to the log and the manifest
+            return int(info["unit"]), state
         with open(self.out / "log.jsonl", "ab") as f:
             f.truncate(int(info["log_bytes"]))
         self.log_file = open(self.out / "log.jsonl", "a", encoding="utf-8")
@@ -344,11 +359,13 @@ class Run:
             "command": command_line(), "device": self.device, "at": now(),
             "from": {"unit": info["unit_key"], "state": info["state"]}})
         atomic_write_json(mpath, record)
-        state = UnitState.from_dict(info["state"]) if info["state"] is not None else None
         return int(info["unit"]), state
 
     def _finish(self) -> dict:
         self._check_weights(len(self.units))
+        ranks = rank_fingerprints(self.models())
+        if not self.main:  # rank 0 writes the files; the others report the same summary
+            return self._summary([])
         files = []
         trained = {u.target for u in self.units if u.target is not None}
         for t in self.targets:
@@ -368,11 +385,16 @@ class Run:
             record = json.loads(mpath.read_text())
             record["finished"] = now()
             record["files"] = [Path(f).name for f in files]
+            record["rank_weights"] = ranks  # one fingerprint of every trained weight per rank: all equal
             atomic_write_json(mpath, record)
+        return self._summary(files)
+
+    def _summary(self, files: list[str]) -> dict:
+        trained = {u.target for u in self.units if u.target is not None}
         skipped = [s for s in self.skipped]
         untrained = [t for t in self.targets if t not in trained]
         return {"recipe": self.recipe.name, "out": str(self.out), "seed": self.seed, "device": self.device,
-                "resumed": self.resumed, "notes": self.notes, "stages": self.done, "skipped": skipped,
-                "untrained": untrained,
+                "processes": dist.world_size() if dist.active() else 1, "resumed": self.resumed,
+                "notes": self.notes, "stages": self.done, "skipped": skipped, "untrained": untrained,
                 "seconds": round(sum(d["seconds"] for d in self.done), 3), "files": files,
                 "log": str(self.out / "log.jsonl"), "checkpoint": str(self.out / CHECKPOINT)}
