@@ -109,6 +109,7 @@ CODES: dict[str, str] = {
     "E425": "a defense variant in a recipe whose model does not use `defense`",
     "E426": "nnjpeg(table=search) without the recipe's table-search result (`fif search` has not run)",
     "E427": "a table search in which no grid point keeps benign accuracy within the allowed drop",
+    "E428": "a streamed dataset (imagefolder) used where every image would have to be in memory at once",
     "E430": "a report whose evaluation results are missing",
     "E431": "a report command that failed",
     "E432": "an unknown report name",

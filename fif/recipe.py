@@ -179,9 +179,8 @@ class Recipe(_Model):
     program: Any = None
 
     def input_shape(self) -> tuple[int, int, int]:
-        from .data import load_dataset
-        ds = load_dataset(self.data.name, base=Path(self.file).parent if self.file != "<string>" else None)
-        return tuple(ds.images.shape[1:])
+        from .recipe_models import data_info  # any source, streamed ones without decoding an image
+        return data_info(self)[0]
 
     def defenses(self) -> dict[str, Any]:
         """The defense (or, in a recipe without one, the model) and each variant, by name, as

@@ -84,8 +84,10 @@ def recipe_dataset(recipe):
             if recipe.data.kind == "cifar10":
                 from .data.cifar import load_cifar10
                 return load_cifar10(path)
-            from .data.stream import FolderStream
-            return FolderStream(path, size=recipe.data.size or 256, crop=recipe.data.crop or 224)
+            from .data.stream import folder_dataset
+            d = recipe.data
+            return folder_dataset(path, size=d.size or 256, crop=d.crop or 224,
+                                  workers=4 if d.workers is None else d.workers)
         return load_dataset(recipe.data.name, base=base)
     except FifError as e:
         if e.file != "<string>":

@@ -43,12 +43,8 @@ def recipe_data(recipe):
         from .data.cifar import official_split
         train, test = official_split(ds)
         return _part(train, d.train, d.seed), _part(test, d.test, d.seed)
-    if d.kind == "imagefolder":  # stratified and seeded over the file list; only the splits are read
-        from .data.splits import _indices
-        from .data.stream import materialize
-        tr, te = _indices(ds, d.train, d.test, d.seed)
-        workers = 4 if d.workers is None else d.workers
-        return materialize(ds, tr, workers=workers), materialize(ds, te, workers=workers)
+    if ds.streamed:  # imagefolder: stratified and seeded over the file list; images read batch by batch
+        return split(ds, d.train, d.test, d.seed)
     bad = ~torch.isfinite(ds.images)
     if bool(bad.any()):
         first = int(bad.reshape(len(ds), -1).any(1).nonzero()[0])
@@ -98,7 +94,13 @@ def encode_data(recipe, node, train_ds, test_ds):
     from .data import Dataset
     from .recipe_models import compile_env
     from .syntax.printer import expr
-    shape = tuple(train_ds.images.shape[1:])
+    from .data.store import in_memory
+    for ds in (train_ds, test_ds):
+        if ds is not None:
+            in_memory(ds, f"classifier(encoded={expr(node)})", span=getattr(node, "span", None), file=recipe.file,
+                      source=recipe.source, hint="encode an in-memory source (npz(...), folder(...)); a streamed "
+                      "imagefolder is never held whole")
+    shape = tuple(train_ds.shape)
     pipeline = compile_program(recipe.program, shape, expression=node, decls=recipe.declarations(),
                                env=compile_env(recipe, shape, train_ds.num_classes)).eval()
     text = expr(node)

@@ -10,7 +10,7 @@ import torch
 
 import fif
 from fif.data.cifar import RECORD, TEST_FILE, TRAIN_FILES, load_cifar10, read_records
-from fif.data.stream import FolderStream, materialize, stream_batches
+from fif.data.stream import folder_dataset, materialize, stream_batches
 from fif.errors import FifError
 from fif.runtime import recipe_data
 
@@ -94,20 +94,20 @@ def photo_dir(tmp_path):
 
 
 def test_folders_stream_resized_and_centre_cropped_images_of_any_size(photo_dir):
-    stream = FolderStream(photo_dir, size=12, crop=8)
-    assert len(stream) == 9 and stream.classes == ("cat", "dog") and stream.shape == (3, 8, 8)
-    batches = list(stream_batches(stream, [[0, 5], [8, 1, 2]], workers=0))
+    stream = folder_dataset(photo_dir, size=12, crop=8, workers=0)
+    assert len(stream) == 9 and stream.classes == ("cat", "dog") and stream.shape == (3, 8, 8) and stream.streamed
+    batches = list(stream_batches(stream, [[0, 5], [8, 1, 2]]))
     assert [tuple(x.shape) for x, _ in batches] == [(2, 3, 8, 8), (3, 3, 8, 8)]
     assert batches[0][1].tolist() == [0, 1] and batches[1][1].tolist() == [1, 0, 0]
     x = batches[0][0]
     assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
-    assert torch.equal(materialize(stream, [5, 0], workers=0).images, torch.stack([x[1], x[0]]))
+    assert torch.equal(materialize(stream, [5, 0]).images, torch.stack([x[1], x[0]]))
+    assert torch.equal(stream.images[[5, 0]], torch.stack([x[1], x[0]])) and torch.equal(stream.images[0], x[0])
 
 
 def test_workers_read_the_same_pixels(photo_dir):
-    stream = FolderStream(photo_dir, size=10, crop=10)
-    one = materialize(stream, range(9), batch=4, workers=0)
-    two = materialize(stream, range(9), batch=4, workers=2)
+    one = materialize(folder_dataset(photo_dir, size=10, crop=10, workers=0), range(9))
+    two = materialize(folder_dataset(photo_dir, size=10, crop=10, workers=2), range(9))
     assert torch.equal(one.images, two.images) and torch.equal(one.labels, two.labels)
 
 
@@ -123,13 +123,13 @@ def test_a_recipe_reads_only_its_splits_of_a_folder(photo_dir, tmp_path):
 def test_bad_folders_are_clear_errors(photo_dir, make, code):
     if make == "missing":
         with pytest.raises(FifError) as e:
-            FolderStream(photo_dir / "nope")
+            folder_dataset(photo_dir / "nope")
     elif make == "crop":
         with pytest.raises(FifError) as e:
-            FolderStream(photo_dir, size=8, crop=12)
+            folder_dataset(photo_dir, size=8, crop=12)
     else:
         (photo_dir / "cat" / "9.png").write_bytes(b"not a png")
-        stream = FolderStream(photo_dir, size=8, crop=8)
+        stream = folder_dataset(photo_dir, size=8, crop=8, workers=0)
         with pytest.raises(FifError) as e:
-            materialize(stream, range(len(stream)), workers=0)
+            materialize(stream, range(len(stream)))
     assert e.value.code == code

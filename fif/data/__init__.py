@@ -5,11 +5,12 @@
 """
 
 __all__ = ["Dataset", "from_arrays", "mnist5k", "load_npz", "load_image_folder", "load_dataset",
-           "BUILTIN", "split", "holdout", "batches", "Batches"]
+           "BUILTIN", "split", "holdout", "batches", "Batches", "folder_dataset", "LazyImages"]
 
 _WHERE = {"Batches": "batching", "batches": "batching", "Dataset": "datasets", "from_arrays": "datasets",
           "BUILTIN": "sources", "load_dataset": "loaders", "load_image_folder": "loaders", "load_npz": "loaders",
-          "mnist5k": "loaders", "split": "splits", "holdout": "splits"}
+          "mnist5k": "loaders", "split": "splits", "holdout": "splits",
+          "folder_dataset": "stream", "LazyImages": "store"}
 
 
 def __getattr__(name):  # loaded on first use: binding a recipe's `data = ...` needs no torch

@@ -2,6 +2,8 @@
 
     gen = torch.Generator().manual_seed(0)
     for x, y in batches(train_ds, 128, shuffle=True, generator=gen): ...
+
+A streamed dataset (imagefolder) decodes only the batches taken, read ahead by its workers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .datasets import Dataset
+from .store import fetch
 
 
 class Batches:
@@ -28,13 +31,11 @@ class Batches:
     def __iter__(self):
         n = len(self.ds)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for b in range(len(self)):
-            lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
-            if order is None:
-                x, y = self.ds.images[lo:hi], self.ds.labels[lo:hi]
-            else:
-                ix = order[lo:hi]
-                x, y = self.ds.images[ix], self.ds.labels[ix]
+        spans = [(b * self.batch_size, min(n, (b + 1) * self.batch_size)) for b in range(len(self))]
+        picks = [slice(lo, hi) if order is None else order[lo:hi] for lo, hi in spans]
+        # a streamed dataset reads ahead only these batches (workers, prefetch); in memory: indexing
+        for ix, x in zip(picks, fetch(self.ds.images, picks)):
+            y = self.ds.labels[ix]
             if self.device is not None:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             yield x, y

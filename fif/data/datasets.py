@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import error
+from .store import LazyImages
 
 # Float images may stray this far outside [0, 1] from rounding; they are clamped back.
 _FLOAT_SLACK = 1e-5
@@ -30,11 +31,13 @@ _FLOAT_SLACK = 1e-5
 class Dataset:
     """Images in [0, 1] with integer labels.
 
-    images: float32 tensor [N, C, H, W], values in [0, 1];  labels: int64 tensor [N] in [0, K);
-    classes: K class names; name: short name ('mnist5k', a file stem); source: a path or 'package'.
+    images: float32 tensor [N, C, H, W], values in [0, 1], or a streamed store of that shape
+    (fif.data.store.LazyImages: `images[idx]` decodes those images only);  labels: int64 tensor [N]
+    in [0, K); classes: K class names; name: short name ('mnist5k', a file stem); source: a path
+    or 'package'.
     """
 
-    images: torch.Tensor
+    images: "torch.Tensor | LazyImages"
     labels: torch.Tensor
     classes: tuple[str, ...]
     name: str
@@ -73,7 +76,13 @@ class Dataset:
     def subset(self, indices, name: str | None = None) -> "Dataset":
         """The samples at `indices` (a sequence or tensor of ints), in that order."""
         idx = torch.as_tensor(indices, dtype=torch.int64)
-        return Dataset(self.images[idx], self.labels[idx], self.classes, name or self.name, self.source)
+        images = self.images.take(idx) if self.streamed else self.images[idx]
+        return Dataset(images, self.labels[idx], self.classes, name or self.name, self.source)
+
+    @property
+    def streamed(self) -> bool:
+        """True when the images are read batch by batch (imagefolder), not held in memory."""
+        return isinstance(self.images, LazyImages)
 
 
 def images_to_tensor(arr: np.ndarray, *, file: str, key: str = "images") -> torch.Tensor:

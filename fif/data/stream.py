@@ -4,16 +4,19 @@ for it, never all at once.
 
     data = imagefolder("~/data/imagenet/train", size=256, crop=224, train=20000, test=1000, workers=8)
 
-    stream = FolderStream("~/data/imagenet/train", size=256, crop=224)
-    for x, y in stream_batches(stream, [[0, 1, 2], [3, 4]], workers=4): ...   # float32 [B, 3, 224, 224]
+    ds = folder_dataset("~/data/imagenet/train", size=256, crop=224, workers=8)   # lists files only
+    train, test = split(ds, 20000, 1000)              # still streamed: ds.images is a FolderImages
+    for x, y in batches(train, 256, shuffle=True): ...  # float32 [256, 3, 224, 224], read ahead by 8 workers
 
 The files and labels come from fif.data.loaders.image_files (the same rules as `folder(...)`);
 images are RGB (grey images are converted). A recipe's splits are stratified and seeded over the
-file list like every other source; then `split_stream` reads the split it asks for in parallel.
+file list like every other source; batch loops read them through fif.data.store.fetch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,36 +25,101 @@ import torch
 from ..errors import FifError, error
 from .datasets import Dataset, check_classes
 from .loaders import image_files
+from .store import LazyImages, load, positions
+
+# fingerprint(): every path, and the size and modification time of at most this many files
+_STAT_SAMPLE = 4096
 
 
-class FolderStream(torch.utils.data.Dataset):
-    """`stream[i]` -> (float32 [3, crop, crop] in [0, 1], label): image i, read when asked for."""
+class FolderImages(LazyImages):
+    """The images of a list of files, each decoded (read_image) only when indexed or fetched."""
 
-    def __init__(self, root, *, size: int = 256, crop: int = 224):
-        self.root = Path(root).expanduser()
-        if crop > size:
-            raise error("E415", f"imagefolder: crop={crop} is larger than size={size}", file=str(self.root),
-                        hint="crop at most `size` pixels: size=256, crop=224 is ImageNet's usual pair")
-        files, class_dirs = image_files(self.root)
-        self.files = [str(p) for p, _ in files]
-        self.labels = torch.tensor([k for _, k in files], dtype=torch.int64)
-        self.classes = check_classes(self.labels, [d.name for d in class_dirs], file=str(self.root))
-        self.size, self.crop = int(size), int(crop)
-        self.name, self.source = self.root.name, str(self.root)
+    def __init__(self, files, *, size: int, crop: int, workers: int = 4, source: str = ""):
+        self.files = [str(f) for f in files]
+        self.size, self.crop, self.workers, self.source = int(size), int(crop), int(workers), source
 
     def __len__(self) -> int:
         return len(self.files)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
+    def sample_shape(self) -> tuple[int, int, int]:
         return (3, self.crop, self.crop)
 
-    def __getitem__(self, i: int):
-        return read_image(self.files[i], self.size, self.crop), self.labels[i]
+    def take(self, indices) -> "FolderImages":
+        return FolderImages([self.files[i] for i in positions(indices, len(self))], size=self.size,
+                            crop=self.crop, workers=self.workers, source=self.source)
+
+    def read(self, indices: list[int]) -> torch.Tensor:
+        try:
+            parts = [read_image(self.files[i], self.size, self.crop) for i in indices]
+        except _Unreadable as e:
+            raise error("E402", f"cannot read the image: {e.why}", file=e.path,
+                        hint="remove or re-save the file") from None
+        return torch.stack(parts) if parts else torch.zeros((0, *self.sample_shape))
+
+    def batches(self, lists):
+        """Each list's images, read ahead by `workers` processes (prefetch 2 batches each)."""
+        extra = {"prefetch_factor": 2} if self.workers > 0 else {}
+        loader = torch.utils.data.DataLoader(_Decoder(self.files, self.size, self.crop),
+                                             batch_sampler=[list(b) for b in lists],
+                                             num_workers=self.workers, persistent_workers=False,
+                                             generator=torch.Generator(), **extra)  # leaves torch's RNG alone
+        try:
+            yield from loader
+        except FifError:
+            raise
+        except _Unreadable as e:  # in this process (workers=0): path and reason
+            if e.why:
+                raise error("E402", f"cannot read the image: {e.why}", file=e.path,
+                            hint="remove or re-save the file") from None
+            raise self._unreadable(e) from None
+        except Exception as e:  # DataLoader re-raises a worker's exception with only its message kept
+            raise self._unreadable(e) from None
+
+    def _unreadable(self, e: Exception) -> FifError:
+        args = getattr(e, "args", ())
+        text = str(args[0]) if args else str(e)
+        return error("E402", f"cannot read an image: {text}", file=self.source or "<string>",
+                     hint="remove or re-save the file")
+
+    def fingerprint(self) -> str:
+        """Size, crop, every path, and the byte size and mtime of an evenly spaced sample of files."""
+        h = hashlib.sha256(f"{self.size},{self.crop}".encode())
+        h.update("\0".join(self.files).encode())
+        for f in self.files[::max(1, len(self.files) // _STAT_SAMPLE)]:
+            try:
+                st = os.stat(f)
+                h.update(f"{st.st_size},{st.st_mtime_ns}".encode())
+            except OSError:
+                h.update(b"?")
+        return h.hexdigest()[:16]
+
+
+class _Decoder(torch.utils.data.Dataset):
+    """What a DataLoader worker sees: `dec[i]` -> float32 [3, crop, crop] of file i."""
+
+    def __init__(self, files, size, crop):
+        self.files, self.size, self.crop = files, size, crop
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return read_image(self.files[i], self.size, self.crop)
+
+
+def folder_dataset(root, *, size: int = 256, crop: int = 224, workers: int = 4) -> Dataset:
+    """A streamed Dataset of a class-folder tree: files and labels listed, no image decoded.
+    E401/E402/E405 for the folder (fif.data.loaders.image_files), E415 when crop > size."""
+    root = Path(root).expanduser()
+    if crop > size:
+        raise error("E415", f"imagefolder: crop={crop} is larger than size={size}", file=str(root),
+                    hint="crop at most `size` pixels: size=256, crop=224 is ImageNet's usual pair")
+    files, class_dirs = image_files(root)
+    labels = torch.tensor([k for _, k in files], dtype=torch.int64)
+    classes = check_classes(labels, [d.name for d in class_dirs], file=str(root))
+    images = FolderImages([p for p, _ in files], size=size, crop=crop, workers=workers, source=str(root))
+    return Dataset(images, labels, classes, root.name, str(root))
 
 
 def read_image(path: str, size: int, crop: int) -> torch.Tensor:
@@ -73,33 +141,22 @@ def read_image(path: str, size: int, crop: int) -> torch.Tensor:
 
 
 class _Unreadable(Exception):
-    """Raised in a worker (a FifError does not survive the trip back); stream_batches turns it into E402."""
+    """Raised in a worker (a FifError does not survive the trip back); FolderImages turns it into E402."""
 
     def __init__(self, path, why=""):
         super().__init__(path, why)
         self.path, self.why = path, why
 
 
-def stream_batches(stream: FolderStream, batches, *, workers: int = 4):
-    """(x, y) for each list of indices in `batches`, in that order, read by `workers` processes."""
-    loader = torch.utils.data.DataLoader(stream, batch_sampler=[list(map(int, b)) for b in batches],
-                                         num_workers=int(workers), persistent_workers=False)
-    try:
-        yield from loader
-    except Exception as e:  # DataLoader re-raises a worker's exception with only its message kept
-        args = getattr(e, "args", ())
-        if isinstance(e, FifError):
-            raise
-        text = str(args[0]) if args else str(e)
-        raise error("E402", f"cannot read an image: {text}", file=stream.source,
-                    hint="remove or re-save the file") from None
+def stream_batches(ds: Dataset, lists):
+    """(x, y) for each list of indices of the streamed `ds`, in that order (read by its workers)."""
+    from .store import fetch
+    lists = [list(map(int, b)) for b in lists]
+    for idx, x in zip(lists, fetch(ds.images, lists)):
+        yield x, ds.labels[torch.tensor(idx, dtype=torch.int64)]
 
 
-def materialize(stream: FolderStream, indices, *, batch: int = 256, workers: int = 4, name=None) -> Dataset:
-    """The images at `indices` read (in parallel) into a Dataset, in that order."""
-    idx = [int(i) for i in indices]
-    chunks = [idx[i:i + batch] for i in range(0, len(idx), batch)]
-    xs = [x for x, _ in stream_batches(stream, chunks, workers=workers)]
-    images = torch.cat(xs) if xs else torch.zeros((0, *stream.shape))
-    return Dataset(images, stream.labels[torch.tensor(idx, dtype=torch.int64)], stream.classes,
-                   name or stream.name, stream.source)
+def materialize(ds: Dataset, indices, *, name=None) -> Dataset:
+    """The images at `indices` read (in parallel) into an in-memory Dataset, in that order."""
+    idx = torch.as_tensor([int(i) for i in indices], dtype=torch.int64)
+    return Dataset(load(ds.images, idx), ds.labels[idx], ds.classes, name or ds.name, ds.source)

@@ -29,6 +29,7 @@ from torch import nn
 
 from .. import distributed as dist
 from ..attacks import ATTACKS, get_attack
+from ..data.store import load
 from ..errors import FifError, diagnostic
 from ..precision import autocast, check_amp
 from ..progress import track
@@ -74,9 +75,9 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
     amp = check_amp(device, amp)
     train_ds, test_ds = recipe_data(recipe)
     count = min(n or recipe.eval.n, len(test_ds))
-    x, y = test_ds.images[:count].to(device), test_ds.labels[:count].to(device)
+    y = test_ds.labels[:count].to(device)
     lo, hi = share(recipe, count)
-    check_recipe(recipe, tuple(x.shape[1:]))  # every pipeline compiles before the classifier trains
+    check_recipe(recipe, tuple(test_ds.shape))  # every pipeline compiles before the classifier trains
     classifier = recipe_classifier(recipe, train_ds, test_ds, device=device)
     tuned = _fine_tuned_classifier(recipe, runs)
     if tuned is not None:  # a train stage with `params = classifier` fine-tuned it
@@ -87,11 +88,12 @@ def prepare(recipe: Recipe, *, n: int | None = None, device: str = "cpu", threat
         surrogate = recipe_classifier(recipe, train_ds, test_ds, device=device, arch=recipe.eval.transfer,
                                       seed_offset=1)
     entries, weights = recipe_entries(
-        recipe, classifier, shape=tuple(x.shape[1:]), device=device, runs=runs, tuned=tuned,
+        recipe, classifier, shape=tuple(test_ds.shape), device=device, runs=runs, tuned=tuned,
         other=lambda over: recipe_classifier(recipe, train_ds, test_ds, device=device, overrides=over), only=only)
+    x = load(test_ds.images, slice(lo, hi)).to(device)  # this rank's images only (streamed: read by workers)
     seed = recipe.eval.seed if seed is None else seed
     targets = random_targets(y, classifier.num_classes, derive_seed(seed, "targets"))
-    return Setup(recipe, x[lo:hi], y[lo:hi], classifier, surrogate, entries, device, seed, recipe.eval.batch,
+    return Setup(recipe, x, y[lo:hi], classifier, surrogate, entries, device, seed, recipe.eval.batch,
                  recipe.eval.eot if eot is None else int(eot), weights, targets[lo:hi], lo, y, targets, amp)
 
 

@@ -38,11 +38,15 @@ def default_cache_dir() -> Path:
 
 
 def fingerprint(ds: Dataset, samples: int = 65536) -> str:
-    """A cheap content hash: every k-th pixel (about `samples` of them), all labels, class names."""
+    """A cheap content hash: every k-th pixel (about `samples` of them; a streamed set's files
+    instead, fif.data.stream.FolderImages.fingerprint), all labels, class names."""
     h = hashlib.sha256()
-    flat = ds.images.detach().to("cpu").reshape(-1)
-    stride = max(1, flat.numel() // samples)
-    h.update(flat[::stride].contiguous().numpy().tobytes())
+    if ds.streamed:  # files, not pixels: decoding a streamed set to hash it would read it all
+        h.update(ds.images.fingerprint().encode())
+    else:
+        flat = ds.images.detach().to("cpu").reshape(-1)
+        stride = max(1, flat.numel() // samples)
+        h.update(flat[::stride].contiguous().numpy().tobytes())
     h.update(ds.labels.detach().to("cpu").contiguous().numpy().tobytes())
     h.update("\0".join(ds.classes).encode())
     return h.hexdigest()[:16]

@@ -54,7 +54,8 @@ def _images(recipe, spec, train_ds):
             _field_span(recipe, "images"), file=recipe.file, source=recipe.source,
             hint="lower `images`, make the data's train/test split smaller (held-out images are those in "
                  "neither), or use `source = train`"))
-    return pool.images[:spec.images], pool.labels[:spec.images], where
+    from ..data.store import load  # a streamed pool reads these images only
+    return load(pool.images, slice(0, spec.images)), pool.labels[:spec.images], where
 
 
 def _field_span(recipe, name):

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .. import distributed as dist
+from ..data.store import fetch, is_lazy
 from ..errors import FifError, diagnostic
 from ..precision import autocast
 from ..progress import bar
@@ -60,9 +61,12 @@ class UnitState:
 
 
 def training_images(ds, limit):
-    """The first `limit` images of the training split (it is shuffled and stratified)."""
+    """The first `limit` images of the training split (it is shuffled and stratified); a
+    streamed split stays streamed (nothing is decoded here)."""
     if limit is None or limit >= len(ds):
         return ds.images, ds.labels
+    if is_lazy(ds.images):
+        return ds.images.take(range(limit)), ds.labels[:limit]
     return ds.images[:limit], ds.labels[:limit]
 
 
@@ -112,14 +116,17 @@ def train_unit(unit, *, ctx, model, params, pipeline, classifier, hooks, state: 
     while state.epoch < epochs:
         epoch = state.epoch
         order = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed_for(unit.key, "order", epoch)))
+        # this rank's share of each remaining step's global batch, read ahead when the data is streamed
+        first = state.step
+        shares = [_shard(order[step * b:(step + 1) * b], world, rank) for step in range(first, spe)]
+        fetched = fetch(images, [local for local, _ in shares])
         with bar(f"{unit.label} epoch {epoch + 1}/{epochs}", spe) as tick:
             if state.step:
                 tick(state.step, loss=state.loss_sum / max(state.loss_count, 1))
             for step in range(state.step, spe):
                 started = time.perf_counter()
-                idx = order[step * b:(step + 1) * b]
-                local, weight = _shard(idx, world, rank)
-                clean, y = images[local].to(device), labels[local].to(device)
+                local, weight = shares[step - first]
+                clean, y = next(fetched).to(device), labels[local].to(device)
                 key = (unit.key, epoch, step) if world == 1 else (unit.key, epoch, step, "rank", rank)
                 seed = ctx.seed_for(*key)
                 torch.manual_seed(seed)
