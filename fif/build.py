@@ -9,6 +9,7 @@ Every node's forward is `forward(x, ctx=None)`; `ctx` is the run context (fif.ru
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -29,10 +30,15 @@ MAX_OP_BYTES = 8 * 10 ** 9
 
 def wants_context(module: nn.Module) -> bool:
     """Whether `module.forward` takes the run context (a parameter named `ctx`)."""
-    try:
-        return "ctx" in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):  # pragma: no cover  (builtins without a signature)
-        return False
+    forward = module.__dict__.get("forward")
+    if forward is None:   # the class's forward: one inspect.signature per class, not per build
+        return _class_wants_context(type(module))
+    return "ctx" in _parameters(forward)
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_wants_context(cls) -> bool:
+    return "ctx" in _parameters(cls.forward)
 
 
 class OpNode(nn.Module):
@@ -173,8 +179,17 @@ def _make(spec, step, args, env, *branches):
 
 def _parameters(fn) -> tuple[str, ...]:
     try:
+        return _signature_names(fn)
+    except TypeError:  # unhashable: inspect it every time
+        return _signature_names.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_names(fn) -> tuple[str, ...]:
+    """Parameter names of `fn` (inspect.signature costs ~50 us; builds ask it of every op)."""
+    try:
         return tuple(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):  # pragma: no cover
+    except (TypeError, ValueError):  # pragma: no cover  (builtins without a signature)
         return ()
 
 
