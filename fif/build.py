@@ -9,6 +9,7 @@ Every node's forward is `forward(x, ctx=None)`; `ctx` is the run context (fif.ru
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .errors import FifError, diagnostic
+from .node_call import call
 from .pipeline import Pipeline
 from .plan import BlockStep, OpStep, PartMapStep, Plan, SeqStep, SharedStep
 from .registry import get_op, registry_version
@@ -28,10 +30,15 @@ MAX_OP_BYTES = 8 * 10 ** 9
 
 def wants_context(module: nn.Module) -> bool:
     """Whether `module.forward` takes the run context (a parameter named `ctx`)."""
-    try:
-        return "ctx" in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):  # pragma: no cover  (builtins without a signature)
-        return False
+    forward = module.__dict__.get("forward")
+    if forward is None:   # the class's forward: one inspect.signature per class, not per build
+        return _class_wants_context(type(module))
+    return "ctx" in _parameters(forward)
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_wants_context(cls) -> bool:
+    return "ctx" in _parameters(cls.forward)
 
 
 class OpNode(nn.Module):
@@ -50,18 +57,25 @@ class OpNode(nn.Module):
         self.branches: list[nn.Module] = []  # a block op's sub-pipelines (registered inside `inner`)
 
     def forward(self, x, ctx=None):
-        ctx = ctx or DEPLOYED
+        if ctx is None:
+            ctx = DEPLOYED
         if self.differentiable or not ctx.attack_view:
-            return self.inner(x, ctx) if self._ctx else self.inner(x)
+            inner = self._modules["inner"]   # not self.inner: nn.Module.__getattr__ is slow
+            return call(inner, x, ctx) if self._ctx else call(inner, x)
         return self._bpda(x, ctx)
 
     def _bpda(self, x, ctx):
-        with torch.no_grad():
-            y = self.inner(x, ctx) if self._ctx else self.inner(x)
+        inner = self._modules["inner"]
+        grad = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)   # as a function: half the cost of `with torch.no_grad()`
+        try:
+            y = call(inner, x, ctx) if self._ctx else call(inner, x)
+        finally:
+            torch.set_grad_enabled(grad)
         if self._surrogate is None:
             g = x
         else:
-            g = self._surrogate(self.inner, x, ctx) if self._ctx else self._surrogate(self.inner, x)
+            g = self._surrogate(inner, x, ctx) if self._ctx else self._surrogate(inner, x)
         # y forward, exactly (g - g.detach() is exactly zero); the surrogate's gradient backward
         if isinstance(y, dict):
             return {k: y[k] + (g[k] - g[k].detach()) for k in y}
@@ -85,8 +99,8 @@ class SeqNode(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x, ctx=None):
-        for stage in self.stages:
-            x = stage(x, ctx)
+        for stage in self._modules["stages"]._modules.values():
+            x = call(stage, x, ctx)
         return x
 
     def count_weights(self, path: str, counts: dict) -> None:
@@ -104,8 +118,8 @@ class PartMapNode(nn.Module):
 
     def forward(self, value: dict, ctx=None):
         out = dict(value)
-        for name, module in self.parts.items():
-            out[name] = module(value[name], ctx)
+        for name, module in self._modules["parts"]._modules.items():
+            out[name] = call(module, value[name], ctx)
         return out
 
     def count_weights(self, path: str, counts: dict) -> None:
@@ -132,7 +146,7 @@ class SharedNode(nn.Module):
         if done is not None and self.name in done and done[self.name][0] is x:
             y = done[self.name][1]
         else:
-            y = self._table[0][self.name](x, ctx)
+            y = call(self._table[0]._modules[self.name], x, ctx)
             if done is not None:
                 done[self.name] = (x, y)
         if ctx is not None and self.name in ctx.values.get("identity_lets", ()) and \
@@ -165,8 +179,17 @@ def _make(spec, step, args, env, *branches):
 
 def _parameters(fn) -> tuple[str, ...]:
     try:
+        return _signature_names(fn)
+    except TypeError:  # unhashable: inspect it every time
+        return _signature_names.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_names(fn) -> tuple[str, ...]:
+    """Parameter names of `fn` (inspect.signature costs ~50 us; builds ask it of every op)."""
+    try:
         return tuple(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):  # pragma: no cover
+    except (TypeError, ValueError):  # pragma: no cover  (builtins without a signature)
         return ()
 
 

@@ -21,7 +21,8 @@ from torch import nn
 from .errors import FifError, diagnostic
 from .kinds import shape_of
 from .plan import Plan
-from .run_context import context_for
+from .node_call import call
+from .run_context import DEPLOYED, context_for
 
 FORMAT = "fif-pipeline/1"
 
@@ -34,6 +35,7 @@ class Pipeline(nn.Module):
         self.root = root
         self.env = env
         self._draw_seed: int | None = None
+        self._input_shape = tuple(plan.input_kind.shape)   # forward's check, without the property chain
         self.reuses_lets = False   # set by build: a pure let used twice runs once per call
 
     # -- what it is ------------------------------------------------------------------------
@@ -80,18 +82,19 @@ class Pipeline(nn.Module):
     def forward(self, x, *, generator=None, ctx=None):
         """The pipeline as deployed (true gradients). `generator` makes random ops reproducible;
         `ctx` (a fif.run_context.RunContext) is for callers that build their own."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+        if not isinstance(x, torch.Tensor) or x.shape[1:] != self._input_shape:   # also any x.dim() != 4
             got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise FifError(diagnostic(
                 "E501", f"this pipeline was compiled for inputs [N, {', '.join(map(str, self.input_shape))}], "
                 f"got {got}",
                 hint=f"compile it with input_shape={tuple(x.shape[1:]) if isinstance(x, torch.Tensor) and x.dim() == 4 else '(C, H, W)'}"))
-        ctx = ctx if ctx is not None else context_for(False, generator)
+        if ctx is None:
+            ctx = DEPLOYED if generator is None else context_for(False, generator)
         if self._draw_seed is not None and ctx.generator is None:
             ctx = replace(ctx, generator=torch.Generator().manual_seed(self._draw_seed))
         if self.reuses_lets:
             ctx = ctx.with_values(lets={})   # this call's outputs of lets used more than once
-        return self.root(x, ctx)
+        return call(self._modules["root"], x, ctx)
 
     @contextmanager
     def fixed_draws(self, seed: int):
@@ -134,7 +137,7 @@ class AttackView(nn.Module):
         ctx = context_for(True, generator)
         if self.identity:
             ctx = ctx.with_values(identity_lets=self.identity)
-        return self.pipeline(x, ctx=ctx)
+        return call(self._modules["pipeline"], x, ctx=ctx)
 
     def __repr__(self) -> str:
         shown = f", identity={list(self.identity)}" if self.identity else ""

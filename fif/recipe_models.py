@@ -49,6 +49,10 @@ def data_info(recipe) -> tuple[tuple[int, int, int], int]:
     key = _data_key(recipe)
     if key is not None and key in _DATA_INFO:
         return _DATA_INFO[key]
+    if key is not None and key[0] == "builtin":
+        from .data.sources import BUILTIN_INFO
+        if key[1] in BUILTIN_INFO:
+            return BUILTIN_INFO[key[1]]
     ds = recipe_dataset(recipe)
     info = tuple(ds.shape), ds.num_classes
     if key is not None:

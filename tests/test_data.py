@@ -27,6 +27,15 @@ def test_mnist5k_shape_range_labels():
     assert ds.name == "mnist5k" and ds.source == "package" and ds.shape == (1, 28, 28)
 
 
+def test_builtin_info_matches_the_shipped_data():
+    """Compiling a recipe reads (shape, classes) from BUILTIN_INFO instead of loading the images."""
+    from fif.data.sources import BUILTIN, BUILTIN_INFO
+    assert set(BUILTIN_INFO) == set(BUILTIN)
+    for name in BUILTIN:
+        ds = load_dataset(name)
+        assert BUILTIN_INFO[name] == (tuple(ds.shape), ds.num_classes)
+
+
 def test_mnist5k_through_load_dataset_gives_fresh_tensors():
     a, b = load_dataset("mnist5k"), mnist5k()
     assert torch.equal(a.images, b.images)

@@ -186,3 +186,23 @@ def test_a_dead_output_block_kills_the_filter_only_with_the_kpn_codes_last_relu(
                        if isinstance(m, torch.nn.Conv2d) and m.weight.grad is not None and m is not last_conv
                        and m is not decoder.head)
     assert (encoder_grad > 0) == alive
+
+
+def test_unet_convs_are_xavier_normal_with_zero_bias_and_seeded():
+    """Each U-Net conv is drawn once, Xavier-normal (std sqrt(2 / (fan_in + fan_out))) with zero
+    bias, and the same seed builds the same weights."""
+    from fif.ops.kpn import XavierConv2d
+    torch.manual_seed(3)
+    p = fif.compile("pad(2) -> kpencoder(widths=[64, 64, 64]) -> kpdecoder(out=input) -> crop(2)",
+                    input_shape=DIGIT)
+    convs = [m for m in p.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(isinstance(m, XavierConv2d) for m in convs)
+    big = max(convs, key=lambda m: m.weight.numel()).weight.detach()
+    fan_in, fan_out = big[0].numel(), big.shape[0] * big[0, 0].numel()
+    assert abs(float(big.std()) / (2 / (fan_in + fan_out)) ** 0.5 - 1) < 0.05
+    assert abs(float(big.mean())) < 0.01
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in convs)
+    torch.manual_seed(3)
+    again = fif.compile("pad(2) -> kpencoder(widths=[64, 64, 64]) -> kpdecoder(out=input) -> crop(2)",
+                        input_shape=DIGIT)
+    assert all(torch.equal(a, b) for a, b in zip(p.state_dict().values(), again.state_dict().values()))

@@ -8,7 +8,7 @@ import torch
 
 from ..registry import Param
 from ._common import (EOT, LOSSES, STEP, TARGETED, check_bool, check_common, check_eps, check_float, check_int,
-                      check_loss, eot_loss, finish, fooled, loss_grad, loss_param, linf_box, project_box,
+                      check_loss, eot_loss, finish, fooled, loss_grad, loss_param, linf_box,
                       random_linf_start, seeded, steps_param)
 
 from .params import PGD as PARAMS  # noqa: E402  (declared where the binder reads it)
@@ -68,7 +68,9 @@ def pgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps:
         lo, hi = linf_box(xs, eps)
         for _ in range(steps):
             _, grad, _ = loss_grad(model, x_adv, ys, loss, targeted, eot)
-            x_adv = project_box(x_adv + step * grad.sign(), lo, hi)
+            # = project_box(x_adv + step * grad.sign(), lo, hi), exactly (lo <= hi), in three
+            # passes over the images instead of five
+            x_adv = torch.add(x_adv, grad.sign(), alpha=step).clamp_(lo, hi)
         return x_adv
 
     with seeded(seed):
