@@ -10,7 +10,7 @@ import fif
 from fif.recipe_models import check_recipe
 from fif.reports import FAILS, HOLDS, get_report
 from fif.reports.framework import render
-from fif.reports.zoo import EOT_MORE, EPS, PGD, RECIPES, ZOO, evals, steps
+from fif.reports.zoo import BUDGETS, EOT_MORE, EPS, PGD, RECIPES, ZOO, evals, steps
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "recipes" / "zoo"
 FILES = sorted(ZOO_DIR.glob("*.fif"))
@@ -27,7 +27,7 @@ def test_zoo_recipe_compiles_and_checks(path):
     main, lines = check_recipe(recipe)
     assert lines and all("logits[10]" in line for line in lines)
     assert "square" in {a.name for a in recipe.eval.attacks}
-    assert recipe.eval.eps == [EPS] or list(recipe.eval.eps) == [EPS]
+    assert sorted(recipe.eval.eps) == sorted(BUDGETS)
     text = path.read_text()
     assert text.startswith("#") and re.search(r"(ICLR|ICML|CVPR|KDD|NeurIPS) 20\d\d", text)   # cites its paper
 
@@ -60,14 +60,16 @@ def _write(path: Path, rows):
 def _synthetic(runs: Path, overall_of):
     """Every run's results: the undefended model at 0% overall, each entry at overall_of(defense)."""
     for recipe in RECIPES:
-        rows = [_row("none", "none", "clean", 0.98, 0.0), _row("none", "worst", "overall", 0.0)]
+        rows = [_row("none", "none", "clean", 0.98, 0.0)] + [_row("none", "worst", "overall", 0.0, e) for e in BUDGETS]
         for d in (d for d in ZOO if d.recipe == recipe):
-            rows += [_row(d.entry, "none", "clean", 0.97, 0.0), _row(d.entry, PGD, "graybox", 0.9),
-                     _row(d.entry, PGD, "adaptive", 0.2), _row(d.entry, "square(queries=300)", "adaptive", 0.1),
-                     _row(d.entry, "worst", "overall", overall_of(d))]
+            rows += [_row(d.entry, "none", "clean", 0.97, 0.0)]
+            for e in BUDGETS:
+                rows += [_row(d.entry, PGD, "graybox", 0.9, e), _row(d.entry, PGD, "adaptive", 0.2, e),
+                         _row(d.entry, "square(queries=300)", "adaptive", 0.1 if e == EPS else 0.6, e),
+                         _row(d.entry, "worst", "overall", overall_of(d), e)]
         _write(runs / "zoo" / recipe / "eval" / "results.json", rows)
         if any(d.random for d in ZOO if d.recipe == recipe):
-            more = [_row(d.entry, PGD, "adaptive", 0.18) for d in ZOO if d.recipe == recipe]
+            more = [_row(d.entry, PGD, "adaptive", 0.18, e) for d in ZOO if d.recipe == recipe for e in BUDGETS]
             _write(runs / "zoo" / recipe / f"eot{EOT_MORE}" / "results.json", more)
 
 
@@ -78,7 +80,11 @@ def test_zoo_report_renders_verdicts_and_eot_check(tmp_path):
     assert "| 97.0 | 90.0 | 20.0 | 18.0 (enough: -2.0) | 10.0 | **5.0** | 0.0 | broken | broken |" in text
     assert "deterministic" in text                       # bitdepth, jpeg, thermometer: no EOT check
     assert f"{len(ZOO)} hold, 0 do not hold" in text
-    assert "Guo et al., ICLR 2018" in text and "NeurIPS 2020" in text
+    assert "Guo et al., ICLR 2018" in text and "ICML 2022" in text
+    assert text.index("The zoo at eps 0.3") < text.index("The zoo at eps 0.1")
+    # undefended 0%, so "broke it" means 10% or less: at 0.1 BPDA leaves 20% and Square 60% (neither),
+    # at 0.3 Square gets down to 10% and BPDA does not
+    assert "| 20.0 | 60.0 | neither | 20.0 | 10.0 | Square (BPDA + EOT stays 20 points above) |" in text
 
 
 def test_zoo_report_says_why_when_fif_disagrees(tmp_path):
