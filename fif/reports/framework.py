@@ -187,7 +187,9 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
     lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
-    warnings = list(dict.fromkeys(w for rec in results.records for w in rec.get("warnings", [])))
+    several = len({rec.get("recipe") for rec in results.records}) > 1   # then say which recipe warned
+    warnings = list(dict.fromkeys((f"{rec.get('recipe')}: " if several else "") + w
+                                  for rec in results.records for w in rec.get("warnings", [])))
     if warnings:
         lines += ["### Warnings from the evaluations", "", "Read these before any table: `fif eval` raised "
                   "them about the runs below.", ""] + [f"- {w}" for w in warnings] + [""]
