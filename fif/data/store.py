@@ -15,6 +15,7 @@ E428 on a streamed store instead of a silent load of the whole folder.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Iterable, Iterator
 
 import torch
@@ -25,7 +26,7 @@ from ..errors import error
 CHUNK = 256
 
 
-class LazyImages:
+class LazyImages(ABC):
     """A float32 [N, C, H, W] image store in [0, 1] that decodes on indexing. Subclasses give
     `__len__`, `sample_shape`, `read(indices) -> tensor`, `take(indices) -> LazyImages` and
     `fingerprint()`; `batches(lists)` may read ahead in parallel (default: one read a list)."""
@@ -33,21 +34,26 @@ class LazyImages:
     dtype = torch.float32
     source = ""
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Given by each store."""
 
     @property
+    @abstractmethod
     def sample_shape(self) -> tuple[int, int, int]:
-        raise NotImplementedError
+        """Given by each store: (C, H, W)."""
 
+    @abstractmethod
     def read(self, indices: list[int]) -> torch.Tensor:
-        raise NotImplementedError
+        """Given by each store."""
 
+    @abstractmethod
     def take(self, indices) -> "LazyImages":
-        raise NotImplementedError
+        """Given by each store."""
 
+    @abstractmethod
     def fingerprint(self) -> str:
-        raise NotImplementedError
+        """Given by each store."""
 
     @property
     def shape(self) -> torch.Size:
