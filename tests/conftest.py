@@ -9,6 +9,17 @@ import torch
 # Two threads fight over two cores when anything else runs; one thread is faster and steadier.
 torch.set_num_threads(1)
 
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every test on one intra-op thread, restored after it (a resumed training may set the count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 os.environ["FIF_QUIET"] = "1"
 os.environ.setdefault("FIF_CACHE", tempfile.mkdtemp(prefix="fif-test-cache-"))
 

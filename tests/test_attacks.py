@@ -43,15 +43,6 @@ def small_eps(name: str) -> float:
     return 1.0 if ATTACKS[name].norm == "l2" else 0.1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run on one intra-op thread: the tiny CNN gains nothing from more, and on a shared, busy
-    machine OpenMP threads that wait on each other can make the file 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def mnist():

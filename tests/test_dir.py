@@ -23,10 +23,7 @@ DIR = ROOT / "recipes" / "dir.fif"
 @pytest.fixture(autouse=True)
 def _env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FIF_QUIET", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
 
 
 def _clf(shape=(1, 8, 8), classes=3):

@@ -18,13 +18,6 @@ ufuse(widths=[4, 4, 4, 4, 4]) { sl | m }
 DIGIT = (1, 28, 28)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _naive(x, kernels, k):
     """The definition, one pixel at a time: sum over the k x k neighbourhood (zero padded)."""

@@ -20,15 +20,6 @@ from fif.registry import KindError
 WIDTH = {"smallcnn": 8, "lenet": None, "resnet18": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are too small to gain from a second thread, and a busy 2-core machine makes
-    torch's thread pool spin (measured 4x slower with 2 threads than with 1); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def digits():

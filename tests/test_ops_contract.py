@@ -16,14 +16,6 @@ from fif.passes.resolve import stage_calls
 from fif.compiler import CompileEnv, make_plan
 from fif.syntax import nodes as n
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is as fast, and far steadier on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # The environment a recipe gives: `classifier` is its classifier (a narrow smallcnn here).
 ENV = CompileEnv(classifier=("smallcnn", 4, 10))

@@ -30,10 +30,7 @@ REDUCE = [(r"mnist5k\(train=4000, test=1000, seed=0\)", "mnist5k(train=300, test
 def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("FIF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FIF_QUIET", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
 
 
 def _reduced(tmp_path) -> Path:

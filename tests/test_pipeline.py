@@ -12,14 +12,6 @@ import fif
 from fif.build import SharedNode
 from fif.compiler import make_plan
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is as fast, and far steadier on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 MISSION = "dwt -> <HH,HL,LH: chancompress(1/6, noise), LL: downup> -> idwt"
 CANONICAL = "dwt -> <HH, HL, LH: chancompress(1/6, noise), LL: downup> -> idwt"

@@ -42,10 +42,7 @@ def cache_dir(tmp_path_factory):
 def _env(cache_dir, monkeypatch):
     monkeypatch.setenv("FIF_CACHE", str(cache_dir))
     monkeypatch.setenv("FIF_QUIET", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
 
 
 def _subprocess_env(cache_dir):

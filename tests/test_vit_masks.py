@@ -14,13 +14,6 @@ from fif.ops.vit import ViTDenoiser
 from fif.run_context import DEPLOYED
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _vit(src="vitdenoise(width=8, heads=2, depth=2, decoder_depth=1, patch=2)", shape=(1, 8, 8)) -> ViTDenoiser:
     torch.manual_seed(0)

@@ -23,14 +23,6 @@ def _pywt_dec(x, wavelet, levels, mode):
         return pywt.wavedec2(x, wavelet, mode=mode, level=levels, axes=(-2, -1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny convolutions: intra-op threads only add scheduling noise on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _close(got, ref, dtype, scale=None):
     got = got.detach().cpu().double().numpy()

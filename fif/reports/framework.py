@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .steps import run_steps  # noqa: F401 - the command runner has its own module; callers import it from here
+
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested here"
 
 
@@ -233,5 +235,3 @@ def write_report(spec: ReportSpec, runs: Path, out: Path, command: str) -> Path:
     atomic_write(out, render(spec, runs, command).encode())
     return out
 
-
-from .steps import run_steps  # noqa: E402,F401 - the runner lives in its own module; re-exported for callers
