@@ -28,3 +28,15 @@ def test_the_harness_runs_one_tiny_comparison():
     assert "dwt" in text_table(rows)
     text = results_markdown(summary, quick=True)
     assert text.startswith("# fif against") and "Quick run" in text and "| dwt |" in text
+
+
+def test_the_startup_child_separates_the_garbage_collection_and_the_weight_draws():
+    import json
+    import subprocess
+    out = subprocess.run([sys.executable, "-m", "benchmarks.comparisons.startup", "tiny"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["weights"] > 0 and got["draw"] > 0
+    assert got["gc_full_n"] >= 0 and 0 <= got["gc_full"] <= got["cold"]
+    assert got["load"] <= got["cold"]
