@@ -40,3 +40,33 @@ def test_the_startup_child_separates_the_garbage_collection_and_the_weight_draws
     assert got["weights"] > 0 and got["draw"] > 0
     assert got["gc_full_n"] >= 0 and 0 <= got["gc_full"] <= got["cold"]
     assert got["load"] <= got["cold"]
+
+
+def test_each_twin_computes_what_fif_compiles_and_differentiates_it_the_same():
+    """benchmarks/comparisons/twins.py: every recipe's hand-written defense, fif's weights copied in,
+    gives fif's output and fif's attack-view input gradient (BPDA included) on the same draws."""
+    import torch
+
+    import fif
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.comparisons import RECIPES
+        from benchmarks.comparisons.twins import make_twin
+    finally:
+        sys.path.remove(str(ROOT))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 28, 28, generator=gen)
+    g = torch.randn(x.shape, generator=gen)
+    for recipe in RECIPES:
+        pipeline = fif.load_recipe(ROOT / "recipes" / f"{recipe}.fif").compile().eval()
+        twin = make_twin(recipe, pipeline).eval()
+        outs, grads = [], []
+        for forward, attack in ((pipeline, pipeline.attack_view()), (twin, twin.attack)):
+            torch.manual_seed(1)
+            with torch.no_grad():
+                outs.append(forward(x))
+            xi = x.clone().requires_grad_(True)
+            torch.manual_seed(1)
+            grads.append(torch.autograd.grad((attack(xi) * g).sum(), xi)[0])
+        assert (outs[0] - outs[1]).abs().max() <= 1e-5, recipe
+        torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4, msg=lambda m: f"{recipe}: {m}")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-RECIPES = ("bitdepth", "dir", "pafilt", "probe", "tiny")   # the shipped recipes (recipes/*.fif)
+# the shipped recipes (recipes/*.fif) but jpeg_ensemble, whose nnjpeg(table=search) runs only with its
+# `fif search` result
+RECIPES = ("acm", "bitdepth", "bitdepth_sr", "dir", "pafilt", "probe", "tiny")
 
 COMPARISONS = {
     "dwt": "dwt",              # 1. dwt + idwt against pywt, ptwt, pytorch_wavelets

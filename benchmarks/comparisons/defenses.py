@@ -17,7 +17,10 @@ NOTE = ("`fif.load_recipe(recipes/NAME.fif).compile()` against the plain nn.Modu
         "DIR's attention is quadratic in the 2x2 patches, so ImageNet-sized inputs do not apply). "
         "fwd: `torch.no_grad`, eval mode, the defense as deployed. fwd+bwd: what an adaptive attack "
         "differentiates, the attack view (BPDA through bitdepth's rounding), gradients for the input "
-        "and every weight. Batches 32 and 256 (quick: 64).")
+        "and every weight. Batches 32 and 256 (quick: 64). jpeg_ensemble is not in the table: its "
+        "defense, nnjpeg(50, table=search), runs only with the table its `fif search` writes (a trained "
+        "classifier, 1344 tables tried, a coefficient order measured on data), and its JPEG is compared "
+        "against kornia and Pillow in the jpeg comparison.")
 PEERS: list[str] = []
 
 

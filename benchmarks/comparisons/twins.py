@@ -131,7 +131,8 @@ class KernelDecoder(nn.Module):
         blocks, prev = [], widths[-1]
         for j in range(len(widths) - 1, 1, -1):           # skips from blocks d-1 .. 2
             cout = out if j == 2 else widths[j - 1]
-            blocks.append(_convs(widths[j - 1] + prev, cout))
+            block = _convs(widths[j - 1] + prev, cout)
+            blocks.append(block[:-1] if j == 2 else block)   # the output block's last conv is linear
             prev = cout
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(out, out, 1)
@@ -179,8 +180,95 @@ class YNetTwin(Twin):
         return w * a + (1 - w) * b
 
 
-_MAKERS = {"bitdepth": BitDepthTwin, "dir": MaskedViTTwin, "pafilt": YNetTwin, "probe": IdentityTwin,
-           "tiny": TinyTwin}
+def _elu_convs(cin: int, widths) -> nn.Sequential:
+    """3x3 convs through `widths`, ELU between them, none after the last (fif's conv stack)."""
+    layers: list[nn.Module] = []
+    for i, cout in enumerate(widths):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1)] + ([nn.ELU()] if i < len(widths) - 1 else [])
+        cin = cout
+    return nn.Sequential(*layers)
+
+
+class Compress(nn.Module):
+    """chancompress(1/6, noise=20): conv C->C, ELU, conv C->code; + N(0, 20^2) while training
+    (none at inference: test_noise=false); tanh; conv code->C, ELU, conv C->C."""
+
+    def __init__(self, c: int = 16, code: int = 3, sigma: float = 20.0):
+        super().__init__()
+        self.compress, self.restore, self.sigma = _elu_convs(c, [c, code]), _elu_convs(code, [c, c]), sigma
+
+    def forward(self, x):
+        z = self.compress(x)
+        if self.training:
+            z = z + self.sigma * torch.randn_like(z)
+        return self.restore(torch.tanh(z))
+
+
+class DownUp(nn.Module):
+    """downup(2, width=16): 2x2 average pool, three conv+ELU, bilinear up to the band's size, one conv."""
+
+    def __init__(self, c: int = 16, width: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(*_elu_convs(c, [width] * 3), nn.ELU())
+        self.out = nn.Conv2d(width, c, 3, padding=1)
+
+    def forward(self, x):
+        y = self.body(F.avg_pool2d(x, 2))
+        return self.out(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
+
+
+class ACMTwin(Twin):
+    """ACM: conv(16, depth=3) -> dwt(haar) -> <HH, HL, LH: chancompress(1/6, noise=20), LL: downup(2,
+    width=16)> -> idwt -> conv(out=input) -> clamp(train=false). The one-level haar DWT of a 2x2
+    block [a b; c d] is LL = (a+b+c+d)/2, LH = (a+b-c-d)/2 (pywt cH), HL = (a-b+c-d)/2 (cV),
+    HH = (a-b-c+d)/2 (cD); each high band has its own compression."""
+
+    def __init__(self, channels: int = 1, c: int = 16):
+        super().__init__()
+        self.features = _elu_convs(channels, [c] * 3)
+        self.ll = DownUp(c)
+        self.lh, self.hl, self.hh = Compress(c), Compress(c), Compress(c)
+        self.image = nn.Conv2d(c, channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.features(x)
+        a, b, c, d = h[..., 0::2, 0::2], h[..., 0::2, 1::2], h[..., 1::2, 0::2], h[..., 1::2, 1::2]
+        ll = self.ll((a + b + c + d) / 2)
+        lh, hl, hh = self.lh((a + b - c - d) / 2), self.hl((a - b + c - d) / 2), self.hh((a - b - c + d) / 2)
+        top = torch.stack([ll + lh + hl + hh, ll + lh - hl - hh], -1)        # a, b of each block
+        bottom = torch.stack([ll - lh + hl - hh, ll - lh - hl + hh], -1)     # c, d
+        y = self.image(torch.stack([top, bottom], -3).flatten(-2).flatten(-3, -2) / 2)
+        return y if self.training else y.clamp(0, 1)
+
+
+class EDSRTwin(Twin):
+    """bitdepth_sr: bitdepth(2) -> edsr(16, 4, res_scale=1) -> clamp. EDSR at scale 1: a head conv,
+    4 residual blocks (conv, ReLU, conv, + identity) and a conv, the global skip, a tail conv."""
+
+    def __init__(self, channels: int = 1, width: int = 16, depth: int = 4):
+        super().__init__()
+        self.bitdepth = BitDepthTwin()
+        self.head = nn.Conv2d(channels, width, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                                  nn.Conv2d(width, width, 3, padding=1)) for _ in range(depth))
+        self.body_out = nn.Conv2d(width, width, 3, padding=1)
+        self.tail = nn.Conv2d(width, channels, 3, padding=1)
+
+    def restore(self, q):
+        h = r = self.head(q)
+        for block in self.blocks:
+            r = r + block(r)
+        return self.tail(h + self.body_out(r)).clamp(0, 1)
+
+    def forward(self, x):
+        return self.restore(self.bitdepth(x))
+
+    def attack(self, x):
+        return self.restore(self.bitdepth.attack(x))
+
+
+_MAKERS = {"acm": ACMTwin, "bitdepth": BitDepthTwin, "bitdepth_sr": EDSRTwin, "dir": MaskedViTTwin,
+           "pafilt": YNetTwin, "probe": IdentityTwin, "tiny": TinyTwin}
 
 
 def make_twin(recipe: str, pipeline: nn.Module | None = None) -> Twin:
