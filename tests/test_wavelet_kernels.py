@@ -254,3 +254,17 @@ def test_haar_inverse_is_the_same_with_and_without_a_graph():
         assert torch.equal(fast, recorded.detach())
         torch.testing.assert_close(fast, x, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda t: idwt2(t, [(t, t, t)], "haar"), (torch.randn(1, 1, 3, 4, dtype=torch.float64, requires_grad=True),))
+
+
+def test_a_wavelet_pipeline_traces_into_one_torch_compile_graph():
+    """torch.compile must not stop at pywt inside the DWT (ACM's Haar DWT did: a graph break per level).
+    Other wavelets still break once at the first trace, where their per-size matrices are made."""
+    import fif
+    p = fif.compile("dwt(haar, levels=2) -> idwt", input_shape=(1, 12, 12))
+    x = torch.rand(2, 1, 12, 12)
+    torch._dynamo.reset()
+    try:
+        explained = torch._dynamo.explain(p)(x)
+    finally:
+        torch._dynamo.reset()
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)

@@ -44,10 +44,17 @@ def _check_mode(mode) -> None:
         raise ValueError(f"unknown padding mode {mode!r}: expected one of {MODES}")
 
 
-@lru_cache(maxsize=None)
+_FILTER_LEN: dict[str, int] = {}
+
+
 def _filter_len(wavelet: str) -> int:
-    check_wavelet(wavelet)
-    return pywt.Wavelet(wavelet).dec_len
+    # a plain dict, not lru_cache: torch.compile reads a filled dict as a constant, where it would
+    # trace into lru_cache's function and stop at pywt.Wavelet (a graph break at every DWT level)
+    n = _FILTER_LEN.get(wavelet)
+    if n is None:
+        check_wavelet(wavelet)
+        n = _FILTER_LEN[wavelet] = pywt.Wavelet(wavelet).dec_len
+    return n
 
 
 def coeff_len(n: int, wavelet: str, mode: str) -> int:
