@@ -67,6 +67,17 @@ def test_render_lists_commands_with_times_tables_and_verdicts(tmp_path):
     assert "1 hold, 1 do not hold, 1 not tested here (2 evaluation run(s) merged" in md
 
 
+def test_a_resumed_training_says_its_time_counts_only_the_last_part(tmp_path):
+    out = tmp_path / "train"
+    out.mkdir()
+    spec = _spec(tmp_path)
+    spec.steps = lambda runs: [Step(("train", "r.fif", "--out", str(out)), done=str(out / "w.safetensors"))]
+    assert "from a checkpoint" not in render(spec, tmp_path, "fif report demo")   # no manifest yet
+    (out / "manifest.json").write_text(json.dumps({"started": "T0", "finished": "T1", "resumes": [{"at": "T"}]}))
+    md = render(spec, tmp_path, "fif report demo")
+    assert "# time not recorded; resumed 1x from a checkpoint" in md and "from T0 to T1" in md
+
+
 def test_discussion_follows_the_claims_and_reads_the_numbers(tmp_path):
     spec = _spec(tmp_path)
     spec.discussion = lambda r: f"The defense kept {100 * r.acc('defense', 'pgd', 0.3, 'graybox'):.0f}%."

@@ -185,7 +185,7 @@ def render(spec: ReportSpec, runs: Path, command: str) -> str:
         total, cpu = total + (took or 0.0), cpu + (used or 0.0)
         when = "    # time not recorded" if took is None else f"    # {took:.0f} s" + (
             f" ({used:.0f} s CPU)" if used is not None else "")
-        lines.append(f"{step.command}{when}")
+        lines.append(f"{step.command}{when}{_resumed(step)}")
     lines += ["```", "", f"Total: {total / 60:.1f} min wall, {cpu / 60:.1f} min CPU. " + _machine(results), ""]
     if spec.intro:
         lines += [spec.intro.strip(), ""]
@@ -223,6 +223,22 @@ def _machine(results: Results) -> str:
     v = rec.get("versions", {})
     return (f"Device {rec.get('device', '?')}, torch {v.get('torch', '?')}, fif {v.get('fif', '?')}, "
             f"git {str(rec.get('git'))[:10]}; {rec.get('n', '?')} test images per run.")
+
+
+def _resumed(step: Step) -> str:
+    """For a `fif train --out DIR` that continued from a checkpoint: its time above counts only the
+    last part, so say so, with the span its manifest recorded."""
+    if step.args[:1] != ("train",) or "--out" not in step.args:
+        return ""
+    manifest = Path(step.args[step.args.index("--out") + 1]) / "manifest.json"
+    try:
+        m = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return ""
+    if not m.get("resumes"):
+        return ""
+    return (f"; resumed {len(m['resumes'])}x from a checkpoint, so the time counts only the last part "
+            f"(the training ran from {m.get('started', '?')} to {m.get('finished', '?')})")
 
 
 def _read_steps(path: Path) -> dict:
