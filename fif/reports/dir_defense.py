@@ -2,9 +2,9 @@
 
     fif report dir --run --jobs 2   # 2 training seeds side by side, their evaluations, then reports/dir.md
 
-About 165 CPU-minutes with one thread, so about 2 hours on 2 idle cores: per seed, training ~37 and
-the Table 1 evaluation (4 entries, 6 threat models) ~35, the ratio and mask-draw evaluations ~7;
-the stronger attack ~8 once (from benchmarks/dir_timing.py's per-piece numbers, not run end to end).
+173 CPU-minutes with one thread per command, measured (reports/dir.md): per seed, training ~60
+and the Table 1 evaluation (4 entries, 6 threat models) ~47, the ratio and mask-draw evaluations
+~10; the stronger attack 13 once. With --jobs 2 on 2 cores, a little over 2 hours of wall time.
 
 Tables in the shape of the paper's Table 1 (rows: the AT target alone, the MSE-only denoiser, an
 unmasked conv denoiser, alpha = 0, DIR; columns natural / PGD / APGD / MI-FGSM) under each threat
