@@ -48,9 +48,13 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, L, D]; keep [B, 1, 1, L] booleans, True for the keys a token may attend to."""
         B, L, D = x.shape
-        qkv = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
-        del qkv   # without a graph to keep them, q, k and v (3x the tokens) go before the MLP runs
+        # one unbind, not three selects: backward stacks the three gradients, where each select's
+        # backward would fill a zeroed tensor of all of q, k and v (DIR's fwd+bwd: 1.08-1.11x its twin)
+        qkv = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        del qkv
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        del q, k, v   # without a graph to keep them, q, k and v (3x the tokens) go before the MLP runs
         x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))
         del a
         return x + self.mlp(self.norm2(x))
