@@ -10,7 +10,6 @@ import torch
 torch.set_num_threads(1)
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Every test on one intra-op thread, restored after it (a resumed training may set the count)."""

@@ -67,13 +67,15 @@ def child(recipe: str) -> dict:
     t0 = time.perf_counter()
     import torch  # (torch's import is not fif's)
     full: list[float] = []   # the full (generation-2) collections that run inside the cold phase
+    started = 0.0
 
-    def watch(phase, info, started=[0.0]):
+    def watch(phase, info):
+        nonlocal started
         if info["generation"] == 2:
             if phase == "start":
-                started[0] = time.perf_counter()
+                started = time.perf_counter()
             else:
-                full.append(time.perf_counter() - started[0])
+                full.append(time.perf_counter() - started)
     gc.callbacks.append(watch)
     t1 = time.perf_counter()
     import fif

@@ -50,11 +50,10 @@ class Block(nn.Module):
         B, L, D = x.shape
         # one unbind, not three selects: backward stacks the three gradients, where each select's
         # backward would fill a zeroed tensor of all of q, k and v (DIR's fwd+bwd: 1.08-1.11x its twin)
-        qkv = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        del qkv
+        heads = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads)
+        q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        del q, k, v   # without a graph to keep them, q, k and v (3x the tokens) go before the MLP runs
+        del heads, q, k, v   # without a graph to keep them, q, k and v (3x the tokens) go before the MLP runs
         x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))
         del a
         return x + self.mlp(self.norm2(x))

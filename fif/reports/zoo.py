@@ -169,13 +169,12 @@ def _which_broke(bpda: float | None, square: float | None, base: float | None) -
     """Which gradient source got the defense down to the undefended model's level, at one budget."""
     if None in (bpda, square, base):
         return "-"
-    fell = [name for name, v in (("BPDA + EOT", bpda), ("Square", square)) if v <= base + BROKEN_MARGIN]
-    if len(fell) == 2:
-        return "both"
-    if not fell:
-        return "neither"
-    other = "Square" if fell[0] == "BPDA + EOT" else "BPDA + EOT"
-    return f"{fell[0]} ({other} stays {100 * ((square if other == 'Square' else bpda) - base):.0f} points above)"
+    acc = {"BPDA + EOT": bpda, "Square": square}
+    fell = [name for name, v in acc.items() if v <= base + BROKEN_MARGIN]
+    if len(fell) != 1:
+        return "both" if fell else "neither"
+    (other,) = set(acc) - set(fell)
+    return f"{fell[0]} ({other} stays {100 * (acc[other] - base):.0f} points above)"
 
 
 def _square_vs_bpda(r: Results) -> Table:
@@ -250,12 +249,13 @@ def discussion(r: Results) -> str:
     """Where fif's verdict at the smaller budget differs from the literature's, and what that can mean."""
     kept = [(d, overall(r, d, SMALL_EPS), undefended(r, d, SMALL_EPS)) for d in ZOO
             if d.broken and broken_here(r, d, SMALL_EPS) is False]
-    fooled = [(d, _main(r, d).acc(d.entry, "pgd", SMALL_EPS, "graybox"), overall(r, d, SMALL_EPS)) for d in ZOO
-              if d.broken and (g := _main(r, d).acc(d.entry, "pgd", SMALL_EPS, "graybox")) is not None
-              and (o := overall(r, d, SMALL_EPS)) is not None and g - o >= 0.15]
-    differ = [d.label for d in ZOO if broken_here(r, d) is not None and broken_here(r, d) != d.broken]
+    small = [(d, _main(r, d).acc(d.entry, "pgd", SMALL_EPS, "graybox"), overall(r, d, SMALL_EPS))
+             for d in ZOO if d.broken]
+    fooled = [(d, g, o) for d, g, o in small if g is not None and o is not None and g - o >= 0.15]
+    verdicts = {d.label: broken_here(r, d) for d in ZOO}
+    differ = [d.label for d in ZOO if verdicts[d.label] is not None and verdicts[d.label] != d.broken]
     parts = [f"**At eps {EPS:g}** fif's verdict agrees with the literature's for "
-             f"{sum(broken_here(r, d) == d.broken for d in ZOO)} of {len(ZOO)} rows"
+             f"{sum(verdicts[d.label] == d.broken for d in ZOO)} of {len(ZOO)} rows"
              + (f"; it differs for {', '.join(differ)} (see the claims)." if differ else ": every defense the "
                 "literature broke falls to the adaptive attack or Square, and the PGD-trained reference does not.")]
     if fooled:
